@@ -1,0 +1,90 @@
+"""Cost accounting: analytic formulas against PyTorch's own FlopCounterMode and shapes."""
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from utils.cost import (PAPER_TABLE1, conv_macs, conv_output_size, conv_params, count_params, googlenet_table,
+                        measure_latency, measure_macs)
+from utils.models import GoogLeNet
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 40), kernel=st.integers(1, 7), stride=st.integers(1, 4), padding=st.integers(0, 3),
+       dilation=st.integers(1, 3))
+def test_output_size_formula_matches_conv2d(size, kernel, stride, padding, dilation):
+    expected_positive = size + 2 * padding - dilation * (kernel - 1) > 0
+    n = conv_output_size(size, kernel, stride, padding, dilation)
+    if not expected_positive:
+        assert n == 0
+        return
+    out = nn.functional.conv2d(torch.zeros(1, 1, size, size), torch.zeros(1, 1, kernel, kernel),
+                               stride=stride, padding=padding, dilation=dilation)
+    assert out.shape[-1] == n
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(3, 20), kernel=st.integers(2, 5), stride=st.integers(1, 3), ceil=st.booleans())
+def test_output_size_formula_matches_pooling(size, kernel, stride, ceil):
+    padding = kernel // 2
+    out = nn.functional.max_pool2d(torch.zeros(1, 1, size, size), kernel, stride, padding, ceil_mode=ceil)
+    assert out.shape[-1] == conv_output_size(size, kernel, stride, padding, ceil_mode=ceil)
+
+
+@settings(max_examples=40, deadline=None)
+@given(c_in=st.integers(1, 24), c_out=st.integers(1, 24), kernel=st.integers(1, 5), stride=st.integers(1, 3),
+       size=st.integers(5, 20), bias=st.booleans(), groups=st.sampled_from([1, 2, 4]))
+def test_analytic_counts_equal_flop_counter(c_in, c_out, kernel, stride, size, bias, groups):
+    c_in, c_out = c_in * groups, c_out * groups
+    conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=bias, groups=groups)
+    out = conv_output_size(size, kernel, stride, kernel // 2)
+    assert count_params(conv) == conv_params(c_in, c_out, kernel, bias=bias, groups=groups)
+    assert measure_macs(conv, torch.zeros(1, c_in, size, size)) == conv_macs(c_in, c_out, kernel, out, groups=groups)
+
+
+def test_one_by_one_reduction_worked_example():
+    direct = conv_macs(192, 32, 5, 28)
+    reduced = conv_macs(192, 16, 1, 28) + conv_macs(16, 32, 5, 28)
+    assert (direct, reduced) == (120_422_400, 12_443_648)
+    layers = nn.Sequential(nn.Conv2d(192, 16, 1), nn.Conv2d(16, 32, 5, padding=2))
+    assert measure_macs(layers, torch.zeros(1, 192, 28, 28)) == reduced
+    assert round(direct / reduced, 1) == 9.7
+
+
+def test_per_module_counts_sum_to_total():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 5))
+    per = measure_macs(model, torch.zeros(1, 3, 6, 6), per_module=True)
+    assert per["0"] == 6 * 6 * 9 * 3 * 8 and per["3"] == 8 * 36 * 5
+    assert per[""] == per["0"] + per["3"] == measure_macs(model, torch.zeros(1, 3, 6, 6))
+
+
+@pytest.fixture(scope="module")
+def table():
+    return googlenet_table(GoogLeNet(aux_logits=False))
+
+
+def test_table1_recomputed_from_the_model(table):
+    rows = {r["name"]: r for r in table}
+    assert sum(r["params"] for r in table) == 6_998_552
+    assert sum(r["ops"] for r in table) == 1_582_671_872
+    assert [r["output_size"] for r in table] == [
+        "112x112x64", "56x56x64", "56x56x192", "28x28x192", "28x28x256", "28x28x480", "14x14x480", "14x14x512",
+        "14x14x512", "14x14x512", "14x14x528", "14x14x832", "7x7x832", "7x7x832", "7x7x1024", "1x1x1024",
+        "1x1x1024", "1x1x1000"]
+    assert rows["conv1"]["params"] == 7 * 7 * 3 * 64 + 64 and rows["conv1"]["ops"] == 118_013_952
+    assert (rows["3a"]["#1x1"], rows["3a"]["#5x5 reduce"], rows["5b"]["pool proj"]) == (64, 16, 128)
+    assert rows["conv1"]["paper_params_K"] == 2.7 and rows["5a"]["paper_params_K"] == 1072
+    assert set(PAPER_TABLE1) <= set(rows)
+
+
+def test_table1_weights_only_in_units_of_1024_matches_most_paper_rows():
+    rows = {r["name"]: r for r in googlenet_table(GoogLeNet(aux_logits=False), weights_only=True)}
+    assert rows["3a"]["params"] == 163_328 and round(rows["3a"]["params"] / 1024) == 160  # paper: 159K
+    assert round(rows["conv2"]["params"] / 1024) == PAPER_TABLE1["conv2"][0]  # 112K
+    assert round(rows["4c"]["params"] / 1024) != PAPER_TABLE1["4c"][0]  # 497K vs the paper's 463K
+
+
+def test_measure_latency_returns_seconds():
+    seconds = measure_latency(nn.Conv2d(4, 4, 3), torch.zeros(1, 4, 8, 8), min_run_time=0.05)
+    assert 0 < seconds < 0.5

@@ -1,0 +1,169 @@
+"""What a layer or a network costs: parameters, multiply-adds, and measured time.
+
+Two ways to count, which the tests hold equal:
+
+* analytic, from a layer's shape (the formulas the lessons teach):
+  params = k_h * k_w * C_in/groups * C_out (+ C_out biases),
+  multiply-adds = H_out * W_out * k_h * k_w * C_in/groups * C_out;
+* measured, by running the model under ``torch.utils.flop_counter.FlopCounterMode``,
+  which counts the FLOPs of every matmul and convolution PyTorch executes (1 multiply-add =
+  2 FLOPs; bias additions, ReLU and pooling are not counted, as in the paper's "ops").
+"""
+import math
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1, ceil_mode=False):
+    """Output length of a convolution or pooling along one axis.
+
+    floor((size + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1
+    (``ceil_mode=True`` rounds up, as PyTorch pools can; a window may not start in the padding).
+    """
+    span = size + 2 * padding - dilation * (kernel_size - 1) - 1
+    if span < 0:
+        return 0
+    out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def conv_params(in_channels, out_channels, kernel_size, bias=True, groups=1):
+    """Parameters of a Conv2d: k_h * k_w * (C_in / groups) * C_out weights, plus C_out biases."""
+    kh, kw = _pair(kernel_size)
+    return kh * kw * (in_channels // groups) * out_channels + (out_channels if bias else 0)
+
+
+def conv_macs(in_channels, out_channels, kernel_size, out_height, out_width=None, groups=1):
+    """Multiply-adds of a Conv2d: one k_h*k_w*(C_in/groups) dot product per output value."""
+    kh, kw = _pair(kernel_size)
+    out_width = out_height if out_width is None else out_width
+    return out_height * out_width * kh * kw * (in_channels // groups) * out_channels
+
+
+def count_params(model):
+    """Number of parameters (weights and biases) of a module."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def measure_macs(model, *inputs, per_module=False):
+    """Multiply-adds of one forward pass, counted by PyTorch's FlopCounterMode.
+
+    Returns the total, or with ``per_module=True`` a dict {module name: multiply-adds}
+    with names as in ``model.named_modules()`` ("" for the whole model).
+    """
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(*inputs)
+    if not per_module:
+        return counter.get_total_flops() // 2
+    prefix = type(model).__name__
+    result = {}
+    for name, ops in counter.get_flop_counts().items():
+        if name == "Global":
+            continue
+        key = name[len(prefix) + 1:] if name.startswith(prefix + ".") else ("" if name == prefix else name)
+        result[key] = sum(ops.values()) // 2
+    return result
+
+
+def measure_latency(fn, *inputs, min_run_time=0.5):
+    """Median seconds per call of ``fn(*inputs)``, timed with ``torch.utils.benchmark``.
+
+    It runs the call repeatedly for about ``min_run_time`` seconds on all the threads
+    PyTorch uses, synchronising CUDA when the inputs live on a GPU.
+    """
+    from torch.utils import benchmark
+
+    timer = benchmark.Timer(
+        stmt="with torch.no_grad(): fn(*inputs)",
+        globals={"fn": fn, "inputs": inputs, "torch": torch},
+        num_threads=torch.get_num_threads(),
+    )
+    return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+# The paper's Table 1 as published: params in thousands, ops (multiply-adds) in millions.
+PAPER_TABLE1 = {
+    "conv1": (2.7, 34), "conv2": (112, 360), "3a": (159, 128), "3b": (380, 304),
+    "4a": (364, 73), "4b": (437, 88), "4c": (463, 100), "4d": (580, 119), "4e": (840, 170),
+    "5a": (1072, 54), "5b": (1388, 71), "linear": (1000, 1),
+}
+
+
+def _table_rows(model):
+    """(row label, type, patch/stride, module names, channel columns) in Table 1's order."""
+    m = model
+    pool = "3x3/2"
+    rows = [
+        ("conv1", "convolution", "7x7/2", ["conv1"], {}),
+        ("pool1", "max pool", pool, ["maxpool1"], {}),
+        ("conv2", "convolution", "3x3/1", ["conv2", "conv3"],
+         {"#3x3 reduce": m.conv2.conv.out_channels, "#3x3": m.conv3.conv.out_channels}),
+        ("pool2", "max pool", pool, ["maxpool2"], {}),
+    ]
+    for name in ("3a", "3b", "pool3", "4a", "4b", "4c", "4d", "4e", "pool4", "5a", "5b"):
+        if name.startswith("pool"):
+            rows.append((name, "max pool", pool, [f"max{name}"], {}))
+            continue
+        block = getattr(m, f"inception{name}")
+        cols = {
+            "#1x1": block.branch1.conv.out_channels,
+            "#3x3 reduce": block.branch2[0].conv.out_channels, "#3x3": block.branch2[1].conv.out_channels,
+            "#5x5 reduce": block.branch3[0].conv.out_channels, "#5x5": block.branch3[1].conv.out_channels,
+            "pool proj": block.branch4[1].conv.out_channels,
+        }
+        rows.append((name, f"inception ({name})", "", [f"inception{name}"], cols))
+    rows += [
+        ("avgpool", "avg pool", "7x7/1", ["avgpool"], {}),
+        ("dropout", f"dropout ({m.dropout.p:.0%})", "", ["dropout"], {}),
+        ("linear", "linear", "", ["fc"], {}),
+    ]
+    return rows
+
+
+def googlenet_table(model, image_size=224, weights_only=False):
+    """The paper's Table 1 recomputed from ``model`` (a :class:`utils.models.GoogLeNet`).
+
+    One dict per row: type, patch/stride, output size, depth, the channel columns, params and
+    ops (multiply-adds, FlopCounterMode) computed from the model, and the paper's published
+    params (K) and ops (M) beside them. ``weights_only=True`` leaves biases out of params
+    (the paper's numbers appear to count weights only, in units of 1024).
+    """
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(1, 3, image_size, image_size)
+    shapes, hooks = {}, []
+    for name, module in model.named_children():
+        hooks.append(module.register_forward_hook(lambda mod, inp, out, name=name: shapes.__setitem__(name, out.shape)))
+    try:
+        macs = measure_macs(model, x, per_module=True)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    table = []
+    for label, kind, patch, modules, cols in _table_rows(model):
+        params = sum(
+            p.numel() for mod in modules for pname, p in getattr(model, mod).named_parameters()
+            if not (weights_only and pname.endswith("bias"))
+        )
+        shape = shapes[modules[-1]]
+        size = f"{shape[2]}x{shape[3]}x{shape[1]}" if len(shape) == 4 else f"1x1x{shape[1]}"
+        convs = [mm for mod in modules for mm in getattr(model, mod).modules() if isinstance(mm, nn.Conv2d)]
+        depth = 1 if label == "linear" else (2 if label.startswith(("3", "4", "5")) else len(convs))
+        paper = PAPER_TABLE1.get(label, (None, None))
+        table.append(dict(
+            name=label, type=kind, patch_stride=patch, output_size=size, depth=depth,
+            **{k: cols.get(k) for k in ("#1x1", "#3x3 reduce", "#3x3", "#5x5 reduce", "#5x5", "pool proj")},
+            params=params, ops=sum(macs.get(mod, 0) for mod in modules),
+            paper_params_K=paper[0], paper_ops_M=paper[1],
+        ))
+    return table
