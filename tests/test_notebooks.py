@@ -1,0 +1,83 @@
+"""The notebook harness, proven on notebooks generated here, and the committed lessons' form."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from utils import badges
+from utils.config import REPO_ROOT
+
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _write_notebook(path, cells):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for number, (source, stored) in enumerate(cells, start=1):
+        cell = nbformat.v4.new_code_cell(source, execution_count=number)
+        if stored is not None:
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=stored)]
+        nb.cells.append(cell)
+    nbformat.write(nb, path)
+
+
+def _run_pytest(folder):
+    env = {k: v for k, v in os.environ.items() if k != "COURSE_SMOKE"}  # conftest.py must set it
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_harness_executes_notebooks_in_smoke_mode(tmp_path):
+    """Plain `pytest` with this repository's configuration runs notebooks/ with nbval, in smoke mode."""
+    for name in ("pyproject.toml", "conftest.py"):
+        shutil.copy(REPO_ROOT / name, tmp_path / name)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    check = "# NBVAL_CHECK_OUTPUT\nimport utils\nprint(utils.SMOKE, utils.pick(full=100, smoke=3))"
+    _write_notebook(tmp_path / "notebooks" / "good.ipynb", [
+        (check, "True 3\n"),
+        ("import random\nprint(random.random())", "0.123\n"),  # unchecked cell: any output passes (lax)
+    ])
+    result = _run_pytest(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\b2 passed\b", result.stdout), result.stdout
+
+    # A checked cell whose stored output no longer matches fails, and so does an error.
+    _write_notebook(tmp_path / "notebooks" / "stale.ipynb", [(check, "False 100\n")])
+    _write_notebook(tmp_path / "notebooks" / "broken.ipynb", [("1 / 0", None)])
+    result = _run_pytest(tmp_path)
+    assert result.returncode == 1
+    assert re.search(r"\b2 failed, 2 passed\b", result.stdout), result.stdout
+
+
+def test_repository_path_is_written_in_one_place():
+    assert badges.main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_committed_notebook_form(path):
+    """Committed executed in one top-to-bottom run, no errors, small, with badge, setup, exercises."""
+    assert path.stat().st_size < 5 * 1024 * 1024
+    nb = json.loads(path.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name)
+    cells = nb["cells"]
+    code = [c for c in cells if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    counts = [c["execution_count"] for c in code]
+    assert None not in counts and counts == list(range(1, len(code) + 1)), "execute the notebook top to bottom once"
+    errors = [o for c in cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert not errors
+    first = "".join(cells[0]["source"])
+    assert first.startswith(f"# {path.name[:2]} · ") and badges.colab_url(path.name) in first
+    assert "REPOSITORY = " in "".join(code[0]["source"]) and "utils.environment()" in "".join(code[0]["source"])
+    markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    assert markdown.count("<details>") >= 3, "3-5 exercises with worked solutions"
+    assert "arXiv" in markdown
+    checked = [c for c in code if "".join(c["source"]).startswith("# NBVAL_CHECK_OUTPUT")]
+    assert checked, "deterministic cells carry # NBVAL_CHECK_OUTPUT"
