@@ -239,12 +239,6 @@ class GoogLeNet(nn.Module):
             raise ValueError(f"width must be positive, got {width}.")
         table = validate_channel_table(PAPER_CHANNELS if channel_table is None else channel_table)
         table = scale_channels(table, width) if width != 1.0 else table
-        self.config = dict(
-            num_classes=num_classes, aux_logits=aux_logits, batch_norm=batch_norm, stem=stem,
-            width=width, channel_table={k: list(v) for k, v in table.items()}, dropout=dropout,
-            aux_dropout=aux_dropout, torchvision_layout=torchvision_layout,
-            transform_input=transform_input, in_channels=in_channels,
-        )
         self.aux_logits = aux_logits
         self.transform_input = transform_input
         self.stem = stem
