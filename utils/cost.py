@@ -9,7 +9,7 @@ Two ways to count, which the tests hold equal:
   which counts the FLOPs of every matmul and convolution PyTorch executes (1 multiply-add =
   2 FLOPs; bias additions, ReLU and pooling are not counted, as in the paper's "ops").
 """
-import math
+import logging
 
 import torch
 from torch import nn
@@ -27,12 +27,10 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1, ceil_mo
     (``ceil_mode=True`` rounds up, as PyTorch pools can; a window may not start in the padding).
     """
     span = size + 2 * padding - dilation * (kernel_size - 1) - 1
-    if span < 0:
-        return 0
-    out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1  # ceil or floor division, as PyTorch does
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
-    return out
+    return max(out, 0)
 
 
 def conv_params(in_channels, out_channels, kernel_size, bias=True, groups=1):
@@ -74,18 +72,20 @@ def measure_macs(model, *inputs, per_module=False):
     return result
 
 
-def measure_latency(fn, *inputs, min_run_time=0.5):
+def measure_latency(fn, *inputs, min_run_time=0.5, num_threads=None):
     """Median seconds per call of ``fn(*inputs)``, timed with ``torch.utils.benchmark``.
 
-    It runs the call repeatedly for about ``min_run_time`` seconds on all the threads
-    PyTorch uses, synchronising CUDA when the inputs live on a GPU.
+    It runs the call repeatedly for about ``min_run_time`` seconds on ``num_threads`` threads
+    (default: all the threads PyTorch uses), synchronising CUDA when the inputs live on a GPU.
     """
+    # On a CUDA build of torch without a GPU, importing the benchmark module logs a harmless warning.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     from torch.utils import benchmark
 
     timer = benchmark.Timer(
         stmt="with torch.no_grad(): fn(*inputs)",
         globals={"fn": fn, "inputs": inputs, "torch": torch},
-        num_threads=torch.get_num_threads(),
+        num_threads=num_threads or torch.get_num_threads(),
     )
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
