@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from utils.cost import (PAPER_TABLE1, conv_macs, conv_output_size, conv_params, count_params, googlenet_table,
-                        measure_latency, measure_macs)
+from utils.cost import (PAPER_TABLE1, compare_latency, conv_macs, conv_output_size, conv_params, count_params,
+                        googlenet_table, measure_latency, measure_macs)
 from utils.models import GoogLeNet
 
 
@@ -91,3 +91,11 @@ def test_table1_weights_only_in_units_of_1024_matches_most_paper_rows():
 def test_measure_latency_returns_seconds():
     seconds = measure_latency(nn.Conv2d(4, 4, 3), torch.zeros(1, 4, 8, 8), min_run_time=0.05)
     assert 0 < seconds < 0.5
+
+
+def test_compare_latency_times_every_job_and_ranks_them():
+    small, large = torch.zeros(1, 4, 8, 8), torch.zeros(8, 64, 32, 32)
+    jobs = {"small": (nn.Conv2d(4, 4, 3), small), "large": (nn.Conv2d(64, 64, 3), large)}
+    seconds = compare_latency(jobs, rounds=2, min_run_time=0.05, num_threads=1)
+    assert set(seconds) == {"small", "large"}
+    assert 0 < seconds["small"] < seconds["large"]  # about 2,000x the multiply-adds

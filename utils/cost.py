@@ -10,6 +10,7 @@ Two ways to count, which the tests hold equal:
   2 FLOPs; bias additions, ReLU and pooling are not counted, as in the paper's "ops").
 """
 import logging
+import math
 
 import torch
 from torch import nn
@@ -88,6 +89,22 @@ def measure_latency(fn, *inputs, min_run_time=0.5, num_threads=None):
         num_threads=num_threads or torch.get_num_threads(),
     )
     return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+def compare_latency(jobs, rounds=3, min_run_time=0.2, num_threads=None):
+    """Fastest median seconds per call of several calls, timed in alternation.
+
+    ``jobs`` maps a name to ``(fn, *inputs)``. Each round times every job once with
+    ``measure_latency``; each job keeps its fastest median. Background work on a shared
+    machine can only slow a measurement down, and interleaving the jobs keeps a burst of it
+    from landing on one job only.
+    """
+    best = {}
+    for _ in range(rounds):
+        for name, (fn, *inputs) in jobs.items():
+            seconds = measure_latency(fn, *inputs, min_run_time=min_run_time, num_threads=num_threads)
+            best[name] = min(best.get(name, math.inf), seconds)
+    return best
 
 
 # The paper's Table 1 as published: params in thousands, ops (multiply-adds) in millions.
