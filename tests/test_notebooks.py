@@ -81,3 +81,29 @@ def test_committed_notebook_form(path):
     assert "arXiv" in markdown
     checked = [c for c in code if "".join(c["source"]).startswith("# NBVAL_CHECK_OUTPUT")]
     assert checked, "deterministic cells carry # NBVAL_CHECK_OUTPUT"
+    setup_output = "".join("".join(o.get("text", "")) for o in code[0].get("outputs", []))
+    assert "smoke mode: off" in setup_output, "commit the notebook executed in full mode (COURSE_SMOKE unset)"
+
+
+HANGUL_TERM = re.compile(r"[\uac00-\ud7a3](?:[\uac00-\ud7a3 \-]*[\uac00-\ud7a3])?")
+
+
+def korean_terms(markdown):
+    """Korean names given in parentheses, e.g. "feature map (특성맵)" or "(**weight sharing**, 가중치 공유: ...)"."""
+    terms = set()
+    for inside in re.findall(r"\(([^()]*)\)", markdown):
+        for part in inside.split(","):
+            terms.update(HANGUL_TERM.findall(part.split(":")[0]))
+    return terms
+
+
+def test_glossary_lists_every_korean_term():
+    """COURSE_CONVENTIONS: a key term gets its Korean name, and the README's glossary lists them all."""
+    glossary = (REPO_ROOT / "README.md").read_text().split("## Glossary", 1)[1].split("\n## ", 1)[0]
+    used = set()
+    for path in NOTEBOOKS:
+        cells = json.loads(path.read_text())["cells"]
+        used |= korean_terms("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"))
+    assert len(used) > 20
+    missing = sorted(term for term in used if term not in glossary)
+    assert not missing, f"add these to the README's glossary: {missing}"
