@@ -1,8 +1,9 @@
 """Shared code for the "Going Deeper" GoogLeNet course.
 
 Modules by topic: ``models`` (the GoogLeNet family), ``cost`` (parameters, multiply-adds,
-time), ``data`` (CIFAR-10, the device loader), ``train`` (the training loop), ``plots``,
-``widgets``; ``config`` reads smoke mode and the repository path.
+time), ``data`` (CIFAR-10, the device loader), ``train`` (the training loop), ``stats`` (paired
+comparisons of two models), ``explain`` (class activation maps, gradient norms), ``plots``,
+``widgets``, ``progress`` (progress bars); ``config`` reads smoke mode and the repository path.
 """
 from .config import REPO_ROOT, SMOKE, pick
 
@@ -10,14 +11,19 @@ __all__ = ["REPO_ROOT", "SMOKE", "pick", "environment"]
 
 
 def environment():
-    """Print what this notebook runs on: torch, device, data source, smoke mode. Returns the device."""
+    """Print what this notebook runs on: torch, device, data source, smoke mode. Returns the device.
+
+    It also applies the course's figure style (``utils.plots.use_course_style``).
+    """
     import platform
 
     import torch
 
     from .data import cifar10_source
+    from .plots import use_course_style
     from .train import get_device
 
+    use_course_style()
     device = get_device()
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else _cpu_name(platform)
     print(f"torch {torch.__version__} | device: {device.type} ({name}), {torch.get_num_threads()} CPU threads")

@@ -34,14 +34,23 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1, ceil_mo
     return max(out, 0)
 
 
+def _check_groups(in_channels, out_channels, groups):
+    if groups < 1 or in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"groups={groups} must divide both in_channels={in_channels} and out_channels={out_channels} "
+            "(PyTorch's Conv2d refuses anything else); pick channel counts that are multiples of groups.")
+
+
 def conv_params(in_channels, out_channels, kernel_size, bias=True, groups=1):
     """Parameters of a Conv2d: k_h * k_w * (C_in / groups) * C_out weights, plus C_out biases."""
+    _check_groups(in_channels, out_channels, groups)
     kh, kw = _pair(kernel_size)
     return kh * kw * (in_channels // groups) * out_channels + (out_channels if bias else 0)
 
 
 def conv_macs(in_channels, out_channels, kernel_size, out_height, out_width=None, groups=1):
     """Multiply-adds of a Conv2d: one k_h*k_w*(C_in/groups) dot product per output value."""
+    _check_groups(in_channels, out_channels, groups)
     kh, kw = _pair(kernel_size)
     out_width = out_height if out_width is None else out_width
     return out_height * out_width * kh * kw * (in_channels // groups) * out_channels
@@ -115,20 +124,33 @@ PAPER_TABLE1 = {
 }
 
 
+def _patch(module):
+    """'7x7/2'-style patch size and stride of a conv or pool module ('' for anything else)."""
+    module = getattr(module, "depthwise", getattr(module, "conv", module))
+    if not isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        return ""
+    (kh, kw), (stride, _) = _pair(module.kernel_size), _pair(module.stride)
+    return f"{kh}x{kw}/{stride}"
+
+
 def _table_rows(model):
-    """(row label, type, patch/stride, module names, channel columns) in Table 1's order."""
+    """(row label, type, patch/stride, module names, channel columns) in Table 1's order.
+
+    Rows whose module is absent (the CIFAR stem has no pools or conv2) are left out; patch sizes
+    and strides are read from the modules themselves.
+    """
     m = model
-    pool = "3x3/2"
-    rows = [
-        ("conv1", "convolution", "7x7/2", ["conv1"], {}),
-        ("pool1", "max pool", pool, ["maxpool1"], {}),
-        ("conv2", "convolution", "3x3/1", ["conv2", "conv3"],
-         {"#3x3 reduce": m.conv2.conv.out_channels, "#3x3": m.conv3.conv.out_channels}),
-        ("pool2", "max pool", pool, ["maxpool2"], {}),
-    ]
+    separable = hasattr(m.conv1, "depthwise")
+    rows = [("conv1", "convolution (depthwise separable)" if separable else "convolution", _patch(m.conv1),
+             ["conv1"], {})]
+    if not isinstance(m.conv2, nn.Identity):
+        rows += [("pool1", "max pool", _patch(m.maxpool1), ["maxpool1"], {}),
+                 ("conv2", "convolution", _patch(m.conv3), ["conv2", "conv3"],
+                  {"#3x3 reduce": m.conv2.conv.out_channels, "#3x3": m.conv3.conv.out_channels}),
+                 ("pool2", "max pool", _patch(m.maxpool2), ["maxpool2"], {})]
     for name in ("3a", "3b", "pool3", "4a", "4b", "4c", "4d", "4e", "pool4", "5a", "5b"):
         if name.startswith("pool"):
-            rows.append((name, "max pool", pool, [f"max{name}"], {}))
+            rows.append((name, "max pool", _patch(getattr(m, f"max{name}")), [f"max{name}"], {}))
             continue
         block = getattr(m, f"inception{name}")
         cols = {
@@ -137,23 +159,29 @@ def _table_rows(model):
             "#5x5 reduce": block.branch3[0].conv.out_channels, "#5x5": block.branch3[1].conv.out_channels,
             "pool proj": block.branch4[1].conv.out_channels,
         }
-        rows.append((name, f"inception ({name})", "", [f"inception{name}"], cols))
+        kind = f"inception ({name})"
+        k = block.branch3[1].conv.kernel_size[0]
+        if k != 5:  # torchvision's layout: the "5x5" columns then describe a 3x3 convolution
+            kind += f", '#5x5' is a {k}x{k} conv"
+        rows.append((name, kind, "", [f"inception{name}"], cols))
     rows += [
-        ("avgpool", "avg pool", "7x7/1", ["avgpool"], {}),
+        ("avgpool", "avg pool", "global", ["avgpool"], {}),
         ("dropout", f"dropout ({m.dropout.p:.0%})", "", ["dropout"], {}),
         ("linear", "linear", "", ["fc"], {}),
     ]
     return rows
 
 
-def googlenet_table(model, image_size=224, weights_only=False):
+def googlenet_table(model, image_size=None, weights_only=False):
     """The paper's Table 1 recomputed from ``model`` (a :class:`utils.models.GoogLeNet`).
 
     One dict per row: type, patch/stride, output size, depth, the channel columns, params and
     ops (multiply-adds, FlopCounterMode) computed from the model, and the paper's published
-    params (K) and ops (M) beside them. ``weights_only=True`` leaves biases out of params
-    (the paper's numbers appear to count weights only, in units of 1024).
+    params (K) and ops (M) beside them. ``weights_only=True`` leaves biases (and batch-norm
+    parameters) out of params. ``image_size`` defaults to 224 (32 for the CIFAR stem).
     """
+    if image_size is None:
+        image_size = 32 if getattr(model, "stem", "imagenet") == "cifar" else 224
     was_training = model.training
     model.eval()
     x = torch.zeros(1, 3, image_size, image_size)
@@ -170,13 +198,15 @@ def googlenet_table(model, image_size=224, weights_only=False):
     for label, kind, patch, modules, cols in _table_rows(model):
         params = sum(
             p.numel() for mod in modules for pname, p in getattr(model, mod).named_parameters()
-            if not (weights_only and pname.endswith("bias"))
+            if not (weights_only and (pname.endswith("bias") or ".bn." in f".{pname}"))
         )
         shape = shapes[modules[-1]]
         size = f"{shape[2]}x{shape[3]}x{shape[1]}" if len(shape) == 4 else f"1x1x{shape[1]}"
-        convs = [mm for mod in modules for mm in getattr(model, mod).modules() if isinstance(mm, nn.Conv2d)]
+        # depth counts layers with parameters as the paper does; a depthwise step is part of its separable conv
+        convs = [mm for mod in modules for mm in getattr(model, mod).modules()
+                 if isinstance(mm, nn.Conv2d) and mm.groups == 1]
         depth = 1 if label == "linear" else (2 if label.startswith(("3", "4", "5")) else len(convs))
-        paper = PAPER_TABLE1.get(label, (None, None))
+        paper = PAPER_TABLE1.get(label, (None, None)) if image_size == 224 else (None, None)
         table.append(dict(
             name=label, type=kind, patch_stride=patch, output_size=size, depth=depth,
             **{k: cols.get(k) for k in ("#1x1", "#3x3 reduce", "#3x3", "#5x5 reduce", "#5x5", "pool proj")},

@@ -3,6 +3,7 @@
 Szegedy et al., "Going Deeper with Convolutions", CVPR 2015 (arXiv:1409.4842).
 
 * :class:`BasicConv2d`  - convolution (+ optional batch norm) + ReLU
+* :class:`SeparableConv2d` - depthwise + pointwise convolution, for the separable conv1 option
 * :class:`Inception`    - the dimension-reduced module (paper, Figure 2b)
 * :class:`NaiveInception` - the plain module without 1x1 reductions (Figure 2a)
 * :class:`AuxClassifier` - the auxiliary head attached to 4a and 4d
@@ -38,6 +39,8 @@ PAPER_CHANNELS = OrderedDict(
     ]
 )
 BLOCKS = tuple(PAPER_CHANNELS)
+# AlexNet's local response normalisation constants (Krizhevsky et al., 2012, section 3.3).
+LRN_SIZE, LRN_ALPHA = 5, 1e-4
 CHANNEL_FIELDS = ("ch1x1", "ch3x3_reduce", "ch3x3", "ch5x5_reduce", "ch5x5", "pool_proj")
 
 
@@ -45,8 +48,9 @@ class BasicConv2d(nn.Module):
     """Convolution followed by ReLU; with ``batch_norm=True``, conv (no bias) + BatchNorm + ReLU.
 
     The paper's convolutions all have biases and a ReLU ("All the convolutions, including
-    those inside the Inception modules, use rectified linear activation"). Batch norm came a
-    year later (Ioffe & Szegedy, 2015); torchvision's GoogLeNet uses it, with eps=0.001.
+    those inside the Inception modules, use rectified linear activation"). Batch norm came about
+    five months later (Ioffe & Szegedy, February 2015, arXiv:1502.03167; GoogLeNet: September
+    2014); torchvision's GoogLeNet uses it, with eps=0.001.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, batch_norm=False):
@@ -58,6 +62,28 @@ class BasicConv2d(nn.Module):
 
     def forward(self, x):
         return F.relu(self.bn(self.conv(x)), inplace=True)
+
+
+class SeparableConv2d(nn.Module):
+    """A depthwise separable convolution: a ``k x k`` depthwise conv that gives every input channel
+    ``depth_multiplier`` filters of its own, then a 1x1 (pointwise) conv + ReLU that mixes channels.
+
+    Weights: k*k*C_in*depth_multiplier + C_in*depth_multiplier*C_out, far fewer than a full k x k conv.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, depth_multiplier=8,
+                 batch_norm=False):
+        super().__init__()
+        mid = in_channels * depth_multiplier
+        # UNSPECIFIED: the paper does not describe this layer at all (see GoogLeNet's conv1 option);
+        # we put no bias and no nonlinearity on the depthwise step: the pointwise conv that follows is
+        # linear in it, so a depthwise bias could be folded into the pointwise bias.
+        self.depthwise = nn.Conv2d(in_channels, mid, kernel_size, stride=stride, padding=padding,
+                                   groups=in_channels, bias=False)
+        self.pointwise = BasicConv2d(mid, out_channels, 1, batch_norm=batch_norm)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))
 
 
 def _check_channels(module, x):
@@ -225,16 +251,28 @@ class GoogLeNet(nn.Module):
         dropout, aux_dropout: 0.4 and 0.7 as in the paper.
         torchvision_layout: reproduce torchvision's deviations (used by :func:`from_torchvision`).
         transform_input: torchvision's input re-normalisation (only with torchvision_layout).
+        conv1: ``"full"`` (default: a 7x7/2 convolution, 3 -> 64 channels, as Table 1's type column
+            says) or ``"separable"`` (a 7x7/2 depthwise convolution with depth multiplier 8, 3 -> 24
+            channels, then a 1x1 convolution 24 -> 64: the layer whose weights and multiply-adds,
+            2,712 and 34.0M, match Table 1's conv1 row; lesson 03 tells the story).
     """
 
     def __init__(
         self, num_classes=1000, aux_logits=True, batch_norm=False, stem="imagenet", width=1.0,
         channel_table=None, dropout=0.4, aux_dropout=0.7, torchvision_layout=False,
-        transform_input=False, in_channels=3,
+        transform_input=False, in_channels=3, conv1="full",
     ):
         super().__init__()
         if stem not in ("imagenet", "cifar"):
             raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}.")
+        if conv1 not in ("full", "separable"):
+            raise ValueError(f"conv1 must be 'full' or 'separable', got {conv1!r}.")
+        if conv1 == "separable" and (stem != "imagenet" or torchvision_layout):
+            raise ValueError("conv1='separable' replaces the ImageNet stem's 7x7 conv: use it with stem='imagenet' "
+                             "and without torchvision_layout.")
+        if transform_input and not torchvision_layout:
+            raise ValueError("transform_input=True re-normalises inputs the way torchvision's pretrained weights "
+                             "expect; it only makes sense with torchvision_layout=True (use from_torchvision).")
         if not width > 0:
             raise ValueError(f"width must be positive, got {width}.")
         table = validate_channel_table(PAPER_CHANNELS if channel_table is None else channel_table)
@@ -252,13 +290,25 @@ class GoogLeNet(nn.Module):
             return nn.MaxPool2d(3, stride=2, ceil_mode=True) if tv else nn.MaxPool2d(3, stride=2, padding=1)
 
         # UNSPECIFIED: the paper's Figure 3 shows LocalRespNorm after the first pool and after
-        # conv3 without its constants; we use AlexNet's (size 5, alpha 1e-4, beta 0.75, k 2).
+        # conv3 without its constants; we use AlexNet's (n = 5, alpha = 1e-4, beta = 0.75, k = 2).
+        # PyTorch divides alpha by the size n (x / (k + alpha/n * sum x^2)^beta), while AlexNet's
+        # formula does not, so AlexNet's alpha = 1e-4 is written here as 5 * 1e-4.
         # DEVIATION: torchvision (and any batch-norm version) drops LRN.
         def lrn():
-            return nn.Identity() if (tv or bn) else nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)
+            return nn.Identity() if (tv or bn) else nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_SIZE * LRN_ALPHA,
+                                                                       beta=0.75, k=2.0)
 
         if stem == "imagenet":
-            self.conv1 = BasicConv2d(in_channels, c64, 7, stride=2, padding=3, batch_norm=bn)
+            if conv1 == "separable":
+                # UNSPECIFIED: Table 1 types conv1 as "convolution 7x7/2" but lists 2.7K params and 34M ops,
+                # under a third of what a full 7x7 conv from 3 to 64 channels costs (9.4K, 118M). Chollet (Xception,
+                # arXiv:1610.02357, section 2) writes that "a depthwise separable convolution was used as the
+                # first layer of Inception V1"; depth multiplier 8 and a 1x1 conv to 64 fit the row exactly
+                # (our inference: the paper gives neither).
+                self.conv1 = SeparableConv2d(in_channels, c64, 7, stride=2, padding=3, depth_multiplier=8,
+                                             batch_norm=bn)
+            else:
+                self.conv1 = BasicConv2d(in_channels, c64, 7, stride=2, padding=3, batch_norm=bn)
             self.maxpool1 = stem_pool()
             self.lrn1 = lrn()
             self.conv2 = BasicConv2d(c64, c64, 1, batch_norm=bn)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+
+from .progress import progress_bar
 
 
 def get_device():
@@ -84,29 +85,30 @@ def classification_loss(outputs, targets, aux_weight=0.3, label_smoothing=0.0):
 
 @torch.no_grad()
 def evaluate(model, loader, num_classes=None, bf16=False):
-    """Loss, accuracy, per-class accuracy and confusion matrix of ``model`` on ``loader``.
+    """Loss, accuracy, per-class accuracy, confusion matrix and predictions of ``model`` on ``loader``.
 
-    ``confusion[i, j]`` counts examples of true class i predicted as class j.
+    ``confusion[i, j]`` counts examples of true class i predicted as class j. ``predictions`` and
+    ``labels`` (CPU tensors, in the loader's order) feed :func:`utils.stats.compare_models`.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total_loss, confusion = 0.0, None
+    total_loss, predictions, labels = 0.0, [], []
     for x, y in loader:
         x, y = x.to(device), y.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
         total_loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
         k = num_classes or logits.shape[1]
-        if confusion is None:
-            confusion = torch.zeros(k, k, dtype=torch.int64)
-        pairs = (y * k + logits.argmax(1)).cpu()
-        confusion += torch.bincount(pairs, minlength=k * k).view(k, k)
+        predictions.append(logits.argmax(1).cpu())
+        labels.append(y.cpu())
     model.train(was_training)
-    n = confusion.sum().item()
+    predictions, labels = torch.cat(predictions), torch.cat(labels)
+    confusion = torch.bincount(labels * k + predictions, minlength=k * k).view(k, k)
+    n = len(labels)
     per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1)).tolist()
     return {"loss": total_loss / n, "accuracy": confusion.diag().sum().item() / n,
-            "per_class_accuracy": per_class, "confusion": confusion}
+            "per_class_accuracy": per_class, "confusion": confusion, "predictions": predictions, "labels": labels}
 
 
 def architecture_signature(model):
@@ -232,7 +234,7 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
             train_loader.generator.manual_seed(seed)
     step_model = torch.compile(model) if compile else model
     used_seconds = sum(history.seconds)
-    bar = tqdm(total=(epochs - start_epoch) * len(train_loader), disable=not progress, leave=False)
+    bar = progress_bar(total=(epochs - start_epoch) * len(train_loader), desc="training", disable=not progress)
     for epoch in range(start_epoch, epochs):
         model.train()
         seen = correct = 0
@@ -252,7 +254,7 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}")
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}", refresh=False)
             if max_seconds is not None and used_seconds + time.perf_counter() - started > max_seconds:
                 break
         seconds = time.perf_counter() - started
