@@ -1,9 +1,11 @@
-"""Rewrite every notebook's "Open in Colab" badge and setup cell from pyproject.toml.
+"""Rewrite every notebook's "Open in Colab" badge, glossary link and setup cell from pyproject.toml.
 
     python -m utils.badges          # rewrite notebooks/*.ipynb in place
     python -m utils.badges --check  # exit 1 and list the notebooks that are out of date
 
-The repository path lives in one place, ``[tool.course] repository`` in pyproject.toml.
+The repository path lives in one place, ``[tool.course] repository`` in pyproject.toml. Every
+notebook's first code cell is :data:`SETUP_CELL` with that path filled in, so all lessons
+start the same way, locally and on Colab.
 """
 import json
 import re
@@ -12,7 +14,27 @@ import sys
 from .config import REPO_ROOT, repository
 
 BADGE = re.compile(r"https://colab\.research\.google\.com/github/[^)\s\"]+")
-SETUP = re.compile(r'^REPOSITORY = "[^"]*"', re.MULTILINE)
+GLOSSARY = re.compile(r"https://github\.com/[^)\s\"]+/blob/[^)\s\"/]+/README\.md#glossary[^)\s\"]*")
+
+#: The first code cell of every lesson. On Colab it fetches the course's code (nothing else:
+#: Colab has torch and the rest) and turns on widget support, on every start of the runtime.
+SETUP_CELL = '''# Setup: this cell works unchanged locally and on Colab.
+import sys, pathlib, subprocess
+REPOSITORY = "{repository}"  # set in pyproject.toml; `python -m utils.badges` rewrites it
+if "google.colab" in sys.modules:
+    if not pathlib.Path("/content/going-deeper/utils").exists():  # fetch only the course's code
+        clone = subprocess.run(["git", "clone", "--depth", "1", f"https://github.com/{{REPOSITORY}}",
+                                "/content/going-deeper"], capture_output=True, text=True)
+        if clone.returncode != 0:
+            raise RuntimeError(f"git clone of github.com/{{REPOSITORY}} failed:\\n{{clone.stderr.strip()}}\\n"
+                               "Check the runtime's internet connection, then run this cell again.")
+    from google.colab import output
+    output.enable_custom_widget_manager()  # needed after every runtime start, not only the first
+ROOT = next(p for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib.Path("/content/going-deeper"))
+            if (p / "utils" / "__init__.py").exists())
+sys.path.insert(0, str(ROOT))
+import utils
+device = utils.environment()'''
 
 
 def colab_url(notebook_name, repo=None, branch=None):
@@ -22,14 +44,30 @@ def colab_url(notebook_name, repo=None, branch=None):
     return f"https://colab.research.google.com/github/{repo}/blob/{branch}/notebooks/{notebook_name}"
 
 
+def glossary_url(repo=None, branch=None):
+    """The address of the README's bilingual glossary on GitHub."""
+    if repo is None:
+        repo, branch = repository()
+    return f"https://github.com/{repo}/blob/{branch}/README.md#glossary-용어집"
+
+
+def setup_cell(repo=None):
+    """The setup cell's source for ``repo`` (default: pyproject.toml's)."""
+    return SETUP_CELL.format(repository=repo or repository()[0])
+
+
 def rewrite(path, repo, branch):
-    """Return the notebook text at ``path`` with its badge and setup cell pointing at ``repo``."""
-    text = path.read_text()
-    nb = json.loads(text)
+    """Return the notebook text at ``path`` with its badge, glossary link and setup cell for ``repo``."""
+    nb = json.loads(path.read_text())
+    first_code = True
     for cell in nb["cells"]:
         source = "".join(cell["source"])
-        new = BADGE.sub(colab_url(path.name, repo, branch), source)
-        new = SETUP.sub(f'REPOSITORY = "{repo}"', new)
+        if cell["cell_type"] == "code" and first_code:
+            first_code = False
+            new = setup_cell(repo)
+        else:
+            new = BADGE.sub(colab_url(path.name, repo, branch), source)
+            new = GLOSSARY.sub(glossary_url(repo, branch), new)
         if new != source:
             cell["source"] = new.splitlines(keepends=True)
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"

@@ -21,6 +21,22 @@ STYLE = {
 COLORS = {"train": "tab:blue", "test": "tab:orange", "chance": "0.45"}
 
 
+def show_diagram(name):
+    """Display ``images/<name>`` (an SVG drawn for the course) as a cell output.
+
+    A cell output renders the same locally, on GitHub and on Colab (which does not resolve a
+    Markdown image's relative path), and in the course website.
+    """
+    from IPython.display import SVG, display
+
+    from .config import REPO_ROOT
+
+    path = REPO_ROOT / "images" / name
+    if not path.exists():
+        raise FileNotFoundError(f"no diagram {path}; the diagrams are: {sorted(p.name for p in path.parent.glob('*.svg'))}")
+    display(SVG(filename=str(path)))
+
+
 def use_course_style():
     """Apply :data:`STYLE` to matplotlib (figures stay readable when projected in a lecture hall)."""
     plt.rcParams.update(STYLE)
