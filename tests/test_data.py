@@ -142,3 +142,46 @@ def test_failed_download_says_both_ways(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", no_network)
     with pytest.raises(DatasetNotFoundError, match=r"(?s)Could not download.*internet.*unpack_cifar10.*COURSE_DATA_DIR"):
         data.load_cifar10("test")
+
+
+def test_loader_reshuffles_every_epoch():
+    images = torch.zeros(64, 3, 4, 4, dtype=torch.uint8)
+    loader = DeviceLoader(images, torch.arange(64), batch_size=64, shuffle=True)
+    first, second = (next(iter(loader))[1].tolist() for _ in range(2))
+    assert sorted(first) == sorted(second) == list(range(64)) and first != second
+
+
+def test_cache_follows_the_images_it_caches(tiny_image_folder, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tiny_image_folder))
+    monkeypatch.setattr(data, "DATA_ROOT", tiny_image_folder / "cache-root")
+    assert len(data.cifar10_tensors("train")[1]) == 20
+    for name in CIFAR10_CLASSES:  # add an image to every class folder: the cache must not be reused
+        Image.new("RGB", (32, 32), (1, 2, 3)).save(tiny_image_folder / "train" / name / "0009.png")
+    images, labels = data.cifar10_tensors("train")
+    assert len(labels) == len(data.load_cifar10("train")) == 30
+
+
+def test_a_truncated_cache_is_rebuilt(tiny_image_folder, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tiny_image_folder))
+    monkeypatch.setattr(data, "DATA_ROOT", tiny_image_folder / "cache-root")
+    images, labels = data.cifar10_tensors("test")
+    (cache,) = (tiny_image_folder / "cache-root" / "cache").glob("*-test.pt")
+    cache.write_bytes(cache.read_bytes()[:200])  # a write cut short
+    again, again_labels = data.cifar10_tensors("test")
+    assert torch.equal(again, images) and torch.equal(again_labels, labels)
+    assert "unreadable" in capsys.readouterr().out and torch.load(cache, weights_only=True)["images"].shape[0] == 20
+    assert sorted(p.name for p in cache.parent.iterdir()) == [cache.name]  # no temporary file left behind
+
+
+def test_bad_input_is_refused_with_a_clear_error():
+    images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    with pytest.raises(ValueError, match="uint8 images"):
+        channel_stats(images.float() / 255)
+    with pytest.raises(ValueError, match=r"permute\(0, 3, 1, 2\)"):
+        channel_stats(images.permute(0, 2, 3, 1).contiguous())
+    with pytest.raises(ValueError, match="per_class must be a positive"):
+        subset_indices(torch.arange(100) % 10, -1)
+    with pytest.raises(ValueError, match="1 channels but mean/std have 3"):
+        DeviceLoader(images[:, :1], torch.zeros(4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="batch_size must be a positive"):
+        DeviceLoader(images, torch.zeros(4, dtype=torch.int64), batch_size=0)

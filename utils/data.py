@@ -73,22 +73,39 @@ def load_cifar10(split="train"):
         ) from error
 
 
-def _cache_file(split):
-    folder = _offline_dir()
-    tag = "torchvision" if folder is None else hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
-    return DATA_ROOT / "cache" / f"cifar10-{tag}-{split}.pt"
+def _manifest_key(dataset):
+    """A hash of what an ImageFolder holds: every file's path, size and label. Adding, removing or
+    replacing images changes it, so a stale cache is never returned."""
+    digest = hashlib.sha1()
+    for path, label in dataset.samples:
+        digest.update(f"{path}\0{os.path.getsize(path)}\0{label}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _read_cache(cache):
+    """The cached tensors, or None (with a message) when the file is unreadable, e.g. cut short."""
+    try:
+        saved = torch.load(cache, weights_only=True)
+        return saved["images"], saved["labels"]
+    except Exception as error:  # a truncated or corrupted cache: rebuild it
+        print(f"The CIFAR-10 cache {cache} is unreadable ({type(error).__name__}); rebuilding it from the images.")
+        return None
 
 
 def cifar10_tensors(split="train"):
     """The whole split as ``(images, labels)``: uint8 (N, 3, 32, 32) and int64 (N,).
 
-    Decoding 50,000 JPEGs takes a few seconds, so the result is cached under ``data/cache``.
+    Decoding 50,000 JPEGs takes a few seconds, so the result is cached under ``data/cache``, keyed
+    by the images it holds (their paths, sizes and labels) and written atomically; an unreadable
+    cache is rebuilt.
     """
-    cache = _cache_file(split)
-    if cache.exists():
-        saved = torch.load(cache, weights_only=True)
-        return saved["images"], saved["labels"]
     dataset = load_cifar10(split)
+    tag = "torchvision" if isinstance(dataset, torchvision.datasets.CIFAR10) else _manifest_key(dataset)
+    cache = DATA_ROOT / "cache" / f"cifar10-{tag}-{split}.pt"
+    if cache.exists():
+        saved = _read_cache(cache)
+        if saved is not None:
+            return saved
     if isinstance(dataset, torchvision.datasets.CIFAR10):
         images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
         labels = torch.tensor(dataset.targets, dtype=torch.int64)
@@ -100,7 +117,12 @@ def cifar10_tensors(split="train"):
         images = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).contiguous()
         labels = torch.tensor(dataset.targets, dtype=torch.int64)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"images": images, "labels": labels}, cache)
+    temporary = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    try:
+        torch.save({"images": images, "labels": labels}, temporary)
+        os.replace(temporary, cache)  # atomic: the cache is complete or absent, never half-written
+    finally:
+        temporary.unlink(missing_ok=True)
     return images, labels
 
 
@@ -109,6 +131,8 @@ def subset_indices(labels, per_class, seed=0):
 
     The same ``seed`` always gives the same subset.
     """
+    if not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1:
+        raise ValueError(f"per_class must be a positive whole number of examples per class, got {per_class!r}.")
     generator = torch.Generator().manual_seed(seed)
     chosen = []
     for cls in torch.unique(labels).tolist():
@@ -129,7 +153,11 @@ def cifar10_subset(split="train", per_class=None, seed=0):
 
 
 def channel_stats(images):
-    """Per-channel mean and std of uint8 images (N, 3, H, W), on the 0..1 scale."""
+    """Per-channel mean and std of uint8 images (N, C, H, W), on the 0..1 scale."""
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(
+            f"channel_stats expects uint8 images (N, C, H, W) with C = 1 or 3, got {images.dtype} {tuple(images.shape)}. "
+            "Convert floats with (x * 255).round().to(torch.uint8), and NHWC arrays with .permute(0, 3, 1, 2).")
     x = images.float().div_(255)
     return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
 
@@ -175,6 +203,12 @@ class DeviceLoader:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}.")
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels.")
+        if len(mean) != images.shape[1] or len(std) != images.shape[1]:
+            raise ValueError(
+                f"images have {images.shape[1]} channels but mean/std have {len(mean)}/{len(std)} values: pass one "
+                "mean and one std per channel (utils.data.channel_stats computes them).")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive whole number, got {batch_size!r}.")
         self.device = torch.device(device)
         self.images = images.to(self.device)
         self.labels = labels.to(self.device)
