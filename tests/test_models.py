@@ -148,3 +148,84 @@ def test_small_inception_net(block):
     assert model(torch.randn(4, 3, 32, 32)).shape == (4, 10)
     if block == "naive":  # the pool branch passes its input through: width grows block after block
         assert model.out_channels == 64 + sum(c1 + c3 + c5 for c1, _, c3, _, c5, _ in model.DEFAULT_BLOCKS)
+
+
+def _capture(model, names, x):
+    """Run ``model`` on ``x`` and return {module name: (input, output)} of the named modules."""
+    seen, modules = {}, dict(model.named_modules())
+    hooks = [modules[n].register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, (i[0], o))) for n in names]
+    try:
+        model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def test_auxiliary_heads_read_the_outputs_of_4a_and_4d():
+    """Paper, section 5: the heads sit "on top of the output of the Inception (4a) and (4d) modules"."""
+    torch.manual_seed(0)
+    model = GoogLeNet(num_classes=10, stem="cifar", width=0.125).train()
+    seen = _capture(model, ["inception4a", "inception4b", "inception4d", "aux1", "aux2"], torch.randn(2, 3, 32, 32))
+    assert seen["aux1"][0] is seen["inception4a"][1] and seen["aux1"][0] is not seen["inception4b"][1]
+    assert seen["aux2"][0] is seen["inception4d"][1]
+
+
+def test_auxiliary_head_is_the_papers():
+    """5x5/3 average pool, 1x1 conv to 128 + ReLU, FC 1024 + ReLU, dropout 70%, linear (paper, section 5)."""
+    torch.manual_seed(0)
+    head = AuxClassifier(512, 1000)
+    assert (head.pool.kernel_size, head.pool.stride) == (5, 3) and head.conv.conv.out_channels == 128
+    assert (head.fc1.in_features, head.fc1.out_features) == (128 * 4 * 4, 1024) and head.dropout.p == 0.7
+    assert GoogLeNet().aux1.dropout.p == GoogLeNet().aux2.dropout.p == 0.7
+    x = torch.randn(64, 512, 14, 14)
+    head.eval()
+    fc2_input = _capture(head, ["fc2"], x)["fc2"][0]
+    assert head.fc1(torch.flatten(head.conv(head.pool(x)), 1)).min() < 0 and fc2_input.min() >= 0  # ReLU after fc1
+    head.train()
+    kept = (_capture(head, ["fc2"], x)["fc2"][0] != 0).float().mean().item()
+    active = (fc2_input != 0).float().mean().item()
+    assert kept / active == pytest.approx(0.3, abs=0.02)  # dropout keeps 30% of the active units
+
+
+def test_local_response_normalisation_is_alexnets():
+    """AlexNet (Krizhevsky et al. 2012, section 3.3): b = a / (k + alpha * sum of a^2 over n neighbours)^beta,
+    k = 2, n = 5, alpha = 1e-4, beta = 0.75 (computed here by hand, channel by channel)."""
+    lrn = GoogLeNet().lrn1
+    a = torch.randn(1, 12, 3, 3) * 30
+    expected = torch.empty_like(a)
+    for c in range(12):
+        neighbours = a[:, max(0, c - 2):min(12, c + 3)]
+        expected[:, c] = a[:, c] / (2 + 1e-4 * (neighbours ** 2).sum(1)) ** 0.75
+    torch.testing.assert_close(lrn(a), expected)
+
+
+def test_separable_conv1_reproduces_table1s_conv1_row():
+    from utils.cost import googlenet_table
+
+    model = GoogLeNet(aux_logits=False, conv1="separable")
+    rows = {r["name"]: r for r in googlenet_table(model, weights_only=True)}
+    assert rows["conv1"]["params"] == 7 * 7 * 3 * 8 + 24 * 64 == 2_712
+    assert rows["conv1"]["ops"] == 2_712 * 112 * 112 == 34_019_328
+    assert measure_macs(model.eval(), torch.zeros(1, 3, 224, 224)) == 1_498_677_248  # "1.5 billion" budget
+    assert GoogLeNet(aux_logits=False).conv1.conv.kernel_size == (7, 7)  # the default is unchanged
+
+
+def test_contradictory_options_are_refused():
+    with pytest.raises(ValueError, match="transform_input=True .*torchvision_layout=True"):
+        GoogLeNet(transform_input=True)
+    with pytest.raises(ValueError, match="conv1='separable'"):
+        GoogLeNet(stem="cifar", conv1="separable")
+
+
+def test_table_of_the_torchvision_layout_and_the_cifar_stem():
+    from utils.cost import googlenet_table
+
+    tv = from_torchvision(torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False).state_dict())
+    rows = {r["name"]: r for r in googlenet_table(tv)}
+    assert rows["pool4"]["patch_stride"] == "2x2/2" and rows["pool3"]["patch_stride"] == "3x3/2"
+    assert "'#5x5' is a 3x3 conv" in rows["4a"]["type"]
+    cifar = {r["name"]: r for r in googlenet_table(GoogLeNet(num_classes=10, stem="cifar", width=0.25,
+                                                             aux_logits=False))}
+    assert "pool1" not in cifar and cifar["conv1"]["patch_stride"] == "3x3/1"
+    assert cifar["5b"]["output_size"] == "8x8x256" and cifar["linear"]["output_size"] == "1x1x10"
