@@ -1,12 +1,16 @@
 """The training loop: it learns, it resumes exactly, it refuses foreign checkpoints."""
+import math
+import pathlib
+
 import pytest
 import torch
 from torch import nn
 
 from utils.data import DeviceLoader
 from utils.models import GoogLeNet
-from utils.train import (CheckpointMismatchError, classification_loss, evaluate, fit, load_checkpoint,
-                         save_checkpoint, seed_everything)
+import utils.train as train
+from utils.train import (CheckpointError, CheckpointMismatchError, TrainingDiverged, classification_loss, evaluate,
+                         fit, load_checkpoint, save_checkpoint, seed_everything)
 
 
 def _toy_data(n=256, seed=0):
@@ -24,8 +28,8 @@ def _toy_model():
                          nn.Flatten(), nn.Linear(32, 2))
 
 
-def _loader(seed=0, augment=True):
-    images, labels = _toy_data()
+def _loader(seed=0, augment=True, data_seed=0):
+    images, labels = _toy_data(seed=data_seed)
     return DeviceLoader(images, labels, batch_size=32, shuffle=True, augment=augment, drop_last=True, seed=seed)
 
 
@@ -53,8 +57,8 @@ class DisconnectingLoader:
 def test_fit_learns_a_tiny_problem():
     seed_everything(0)
     model = _toy_model()
-    history = fit(model, _loader(augment=False), _loader(augment=False), epochs=6, lr=0.05, progress=False,
-                  device="cpu")
+    held_out = _loader(augment=False, data_seed=1)  # other images than the training ones
+    history = fit(model, _loader(augment=False), held_out, epochs=6, lr=0.05, progress=False, device="cpu")
     assert history.train_loss[-1] < 0.15 and history.train_loss[-1] < history.train_loss[0]
     assert history.test_acc[-1] > 0.95
     assert len(history.epoch) == 6 and all(s > 0 for s in history.images_per_second)
@@ -89,7 +93,7 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
     with pytest.raises(CheckpointMismatchError):
         load_checkpoint(path, GoogLeNet(num_classes=2, stem="cifar", width=0.125))
     torch.save({"just": torch.zeros(1)}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointMismatchError, match="not a course checkpoint"):
+    with pytest.raises(CheckpointError, match="not a course checkpoint"):
         load_checkpoint(tmp_path / "other.pt", _toy_model())
 
 
@@ -103,20 +107,114 @@ def test_auxiliary_loss_weight():
     assert logits is main
 
 
-def test_googlenet_with_aux_heads_trains_one_step():
+def test_googlenet_aux_heads_add_three_tenths_of_their_loss_in_fit():
+    """With every classifier zeroed, each head predicts uniformly: loss = (1 + 2 x 0.3) ln 10 exactly."""
     seed_everything(0)
     model = GoogLeNet(num_classes=10, stem="cifar", width=0.125, batch_norm=True)
+    for layer in (model.fc, model.aux1.fc2, model.aux2.fc2):
+        nn.init.zeros_(layer.weight)
+        nn.init.zeros_(layer.bias)
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     loader = DeviceLoader(images, torch.arange(4), batch_size=2)
-    history = fit(model, loader, loader, epochs=1, progress=False, device="cpu")
-    assert history.train_loss[0] > 0 and history.test_acc[0] is not None
+    history = fit(model, loader, loader, epochs=1, lr=0.0, schedule="constant", progress=False, device="cpu")
+    assert history.train_loss[0] == pytest.approx(1.6 * math.log(10), rel=1e-6)
+    assert history.test_loss[0] == pytest.approx(math.log(10), rel=1e-6)  # aux heads are dropped at inference
 
 
-def test_bf16_and_channels_last_paths_run():
-    seed_everything(0)
-    history = fit(_toy_model(), _loader(), _loader(), epochs=1, progress=False, device="cpu", bf16=True,
-                  channels_last=True)
-    assert history.train_loss[0] > 0
+class FixedHeads(nn.Module):
+    """Three heads with fixed logits, whatever the input: the loss can be computed by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.logits = nn.Parameter(torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.0, 0.0], [-1.0, 3.0, 0.0]]))
+
+    def forward(self, x):
+        main, aux1, aux2 = (row.expand(len(x), 3) for row in self.logits)
+        return (main, aux1, aux2) if self.training else main
+
+
+def test_fit_uses_aux_weight_three_tenths_and_smooths_every_head():
+    y = torch.tensor([0, 1, 2, 0])
+    loader = [(torch.zeros(4, 1), y)]
+    history = fit(FixedHeads(), loader, epochs=1, lr=0.0, schedule="constant", label_smoothing=0.2,
+                  progress=False, device="cpu")
+    heads = FixedHeads().logits.detach()
+    ce = [nn.functional.cross_entropy(h.expand(4, 3), y, label_smoothing=0.2).item() for h in heads]
+    assert history.train_loss[0] == pytest.approx(ce[0] + 0.3 * ce[1] + 0.3 * ce[2], rel=1e-6)
+
+
+class Spy(nn.Module):
+    """Records, at each forward pass, the autocast state and the input's memory format."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+        self.fc = nn.Linear(2, 2)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"),
+                          x.is_contiguous(memory_format=torch.channels_last)))
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def test_bf16_and_channels_last_are_used_by_fit():
+    spy = Spy()
+    fit(spy, _loader(), epochs=1, progress=False, device="cpu", bf16=True, channels_last=True)
+    assert spy.seen and all(on and dtype == torch.bfloat16 and last for on, dtype, last in spy.seen)
+    assert spy.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = Spy()
+    fit(plain, _loader(), epochs=1, progress=False, device="cpu")
+    assert not any(on or last for on, _, last in plain.seen)
+
+
+def test_schedules_set_the_learning_rate_of_every_step():
+    onecycle = fit(_toy_model(), _loader(), epochs=2, lr=0.05, progress=False, device="cpu")
+    # OneCycleLR ends at max_lr / div_factor / final_div_factor = 0.05 / 25 / 1e4
+    assert onecycle.lr[-1] == pytest.approx(0.05 / 25 / 1e4)
+    constant = fit(_toy_model(), _loader(), epochs=2, lr=0.05, schedule="constant", progress=False, device="cpu")
+    assert constant.lr == [0.05, 0.05]
+
+
+class Bias(nn.Module):
+    """Logits = a learnable bias, whatever the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(2))
+
+    def forward(self, x):
+        return self.bias.expand(len(x), 2)
+
+
+def test_sgd_uses_nesterov_momentum():
+    # gradient of the mean cross-entropy at bias 0 with every label 0: softmax - one-hot = (-0.5, 0.5).
+    # Nesterov SGD's first step is lr * (g + 0.9 g) = 1.9 lr g; plain SGD's would be lr * g.
+    model = Bias()
+    fit(model, [(torch.zeros(4, 1), torch.zeros(4, dtype=torch.int64))], epochs=1, lr=0.1, schedule="constant",
+        weight_decay=0.0, progress=False, device="cpu")
+    torch.testing.assert_close(model.bias.detach(), torch.tensor([0.095, -0.095]))
+
+
+def test_a_nan_loss_stops_training_with_the_epoch_and_step():
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, at step \d+ of 8 .*learning rate too high"):
+        fit(_toy_model(), _loader(), epochs=3, lr=float("nan"), schedule="constant", progress=False, device="cpu")
+
+
+def test_the_host_reads_the_loss_only_every_log_every_steps(monkeypatch):
+    calls = []
+    real_item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item", lambda self: calls.append(1) or real_item(self))
+    fit(_toy_model(), _loader(), epochs=1, log_every=4, progress=False, device="cpu")  # 8 steps
+    assert len(calls) == 2 * 2  # loss and accuracy, read twice
+
+
+def test_fit_accepts_a_plain_dataloader():
+    images, labels = _toy_data()
+    dataset = torch.utils.data.TensorDataset(images.float() / 255, labels)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=True)
+    history = fit(_toy_model(), loader, loader, epochs=2, progress=False, device="cpu")
+    assert history.epoch == [1, 2] and history.steps == [8, 8]
 
 
 def test_evaluate_confusion_matrix():
@@ -129,7 +227,105 @@ def test_evaluate_confusion_matrix():
     assert result["accuracy"] == 0.5 and result["per_class_accuracy"] == [1.0, 0.5, 0.0]
 
 
-def test_time_budget_stops_training():
-    model = _toy_model()
-    history = fit(model, _loader(), epochs=50, max_seconds=0.2, progress=False, device="cpu")
-    assert len(history.epoch) < 50 and sum(history.seconds) < 5
+def test_evaluate_restores_train_mode_and_averages_the_loss():
+    model = nn.Linear(2, 3)
+    model.train()
+    x, y = torch.randn(6, 2), torch.tensor([0, 1, 2, 0, 1, 2])
+    result = evaluate(model, [(x[:4], y[:4]), (x[4:], y[4:])])
+    assert model.training
+    expected = nn.functional.cross_entropy(model(x), y).item()  # mean over all 6 examples
+    assert result["loss"] == pytest.approx(expected, rel=1e-6)
+    assert result["predictions"].tolist() == model(x).argmax(1).tolist() and result["labels"].tolist() == y.tolist()
+
+
+def test_evaluate_refuses_an_empty_loader_and_leaves_absent_classes_unknown():
+    with pytest.raises(ValueError, match="empty loader"):
+        evaluate(nn.Linear(2, 3), [])
+    model = nn.Linear(2, 3, bias=False)
+    model.weight.data = torch.eye(3, 2)
+    result = evaluate(model, [(torch.tensor([[1.0, 0], [0, 1]]), torch.tensor([0, 1]))])
+    assert result["per_class_accuracy"][:2] == [1.0, 1.0] and math.isnan(result["per_class_accuracy"][2])
+
+
+class FakeClock:
+    """A clock that advances one second each time it is read."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_time_budget_stops_training(monkeypatch):
+    monkeypatch.setattr(train, "_clock", FakeClock())
+    history = fit(_toy_model(), _loader(), epochs=50, max_seconds=5, progress=False, device="cpu")
+    # each step reads the clock once: the budget of 5 "seconds" ends epoch 1 after 4 of its 8 steps
+    assert history.epoch == [1] and history.steps == [4] and history.complete == [False]
+
+
+def test_a_budget_cut_epoch_resumes_exactly_and_rerunning_changes_nothing(tmp_path, monkeypatch):
+    seed_everything(0)
+    straight = _toy_model()
+    initial = {k: v.clone() for k, v in straight.state_dict().items()}
+    fit(straight, _loader(), epochs=2, progress=False, device="cpu")
+
+    monkeypatch.setattr(train, "_clock", FakeClock())
+    path = tmp_path / "run.pt"
+    cut = _toy_model()
+    cut.load_state_dict(initial)
+    first = fit(cut, _loader(), epochs=2, max_seconds=5, checkpoint=path, progress=False, device="cpu")
+    assert first.steps == [4] and first.complete == [False]
+    again = fit(_toy_model(), _loader(), epochs=2, max_seconds=5, checkpoint=path, resume=True, progress=False,
+                device="cpu")
+    assert again.as_dict() == first.as_dict()  # the budget is spent: re-running the cell trains nothing
+
+    torch.manual_seed(99)
+    resumed = _toy_model()
+    history = fit(resumed, _loader(), epochs=2, checkpoint=path, resume=True, progress=False, device="cpu")
+    assert history.epoch == [1, 2] and history.steps == [8, 8] and history.complete == [True, True]
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_resuming_with_more_epochs_is_refused_for_a_sized_schedule(tmp_path):
+    path = tmp_path / "run.pt"
+    fit(_toy_model(), _loader(), epochs=1, checkpoint=path, progress=False, device="cpu")
+    with pytest.raises(ValueError, match=r"(?s)onecycle schedule over 8 steps.*cannot be stretched"):
+        fit(_toy_model(), _loader(), epochs=3, checkpoint=path, resume=True, progress=False, device="cpu")
+    constant = tmp_path / "constant.pt"
+    fit(_toy_model(), _loader(), epochs=1, schedule="constant", checkpoint=constant, progress=False, device="cpu")
+    longer = fit(_toy_model(), _loader(), epochs=3, schedule="constant", checkpoint=constant, resume=True,
+                 progress=False, device="cpu")
+    assert longer.epoch == [1, 2, 3]
+
+
+def test_unreadable_checkpoints_get_a_clear_error(tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"this is not a checkpoint" * 10)
+    with pytest.raises(CheckpointError, match=r"garbage\.pt cannot be read as a checkpoint") as caught:
+        load_checkpoint(garbage, _toy_model())
+    assert "weights_only" not in str(caught.value)
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, _toy_model(), epoch=1)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"truncated\.pt .*interrupted save"):
+        load_checkpoint(truncated, _toy_model())
+
+
+def test_an_interrupted_save_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "run.pt"
+    save_checkpoint(path, _toy_model(), epoch=1)
+
+    def dies_half_way(obj, f):
+        pathlib.Path(f).write_bytes(b"PK\x03\x04 half a file")
+        raise KeyboardInterrupt  # Ctrl-C, a disconnect or a full disk in the middle of writing
+
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, _toy_model(), epoch=2)
+    monkeypatch.undo()
+    assert load_checkpoint(path, _toy_model(), restore_rng=False)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]  # no temporary file left behind

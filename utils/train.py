@@ -1,12 +1,33 @@
-"""One training loop for every lesson: :func:`fit`, :func:`evaluate`, checkpoints.
+"""One training loop for every lesson: :func:`fit`, :func:`evaluate`, checkpoints, and a command line.
 
-``fit`` picks the device, seeds everything, trains with an optional bf16 autocast,
-channels_last memory format and ``torch.compile``, shows a ``tqdm`` progress bar with the
-live loss and accuracy, adds the auxiliary heads' losses (weight 0.3 each, as in the paper)
-for models that return ``(logits, aux1, aux2)``, evaluates after every epoch, and saves a
-checkpoint after every epoch so that an interrupted run (Colab disconnects) resumes exactly.
+``fit`` picks the device, seeds everything, and trains with optional mixed precision (bf16, or
+fp16 with a gradient scaler on GPUs without bf16), channels_last memory format and
+``torch.compile``. It adds the auxiliary heads' losses (weight 0.3 each, as in the paper) for
+models that return ``(logits, aux1, aux2)``, evaluates after every epoch, and saves a checkpoint
+after every epoch, so that an interrupted run (Colab disconnects) resumes exactly.
+
+How it stays fast on a GPU: the running loss and accuracy are summed on the device, and the host
+reads them (one synchronisation) only every ``log_every`` steps, where it also updates the
+progress bar and checks that the loss is finite. A non-finite loss stops training with
+:class:`TrainingDiverged`, which names the epoch and step.
+
+The semantics a learner can rely on:
+
+* ``max_seconds`` is the training-time budget of the whole run, evaluation excluded. Training
+  stops at the first step past it; the cut epoch is recorded (``History.complete`` False) and
+  checkpointed mid-epoch, and a resume continues it from the next step. Re-running the same
+  cell with ``resume=True`` once the budget is spent trains nothing and returns the history.
+* ``resume=True`` continues a checkpoint exactly (same result as an uninterrupted run) with the
+  course's :class:`~utils.data.DeviceLoader`. A run with a schedule sized to its epochs
+  ('onecycle', 'cosine') cannot be resumed with a different ``epochs``: start a new run instead.
+* Checkpoints are written to a temporary file and renamed, so an interrupted save leaves the
+  previous checkpoint intact; an unreadable file gets :class:`CheckpointError` naming it.
+
+The command line (``python -m utils.train --help``) runs the same recipe as a script, and with
+``torchrun`` on several GPUs or machines through DistributedDataParallel.
 """
 import hashlib
+import math
 import os
 import pathlib
 import random
@@ -17,6 +38,21 @@ import torch
 import torch.nn.functional as F
 
 from .progress import progress_bar
+
+#: The clock ``fit`` measures training time with (tests replace it with a fake one).
+_clock = time.perf_counter
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be used: unreadable, not a course checkpoint, or from another run."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint was saved from a different architecture than the model it is loaded into."""
 
 
 def get_device():
@@ -40,9 +76,28 @@ def seed_everything(seed=0):
         pass
 
 
+def _distributed():
+    """(rank, world size): (0, 1) unless torch.distributed is initialised (torchrun)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _unwrap(model):
+    """The plain module inside a compiled (``_orig_mod``) or DistributedDataParallel (``module``) wrapper."""
+    while hasattr(model, "_orig_mod") or isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = getattr(model, "_orig_mod", None) or model.module
+    return model
+
+
 @dataclass
 class History:
-    """What :func:`fit` measured, one entry per epoch in each list."""
+    """What :func:`fit` measured, one entry per epoch in each list.
+
+    ``complete`` is False for an epoch cut short by the time budget; ``lr`` is the learning rate
+    of the epoch's last step; ``first_step_seconds`` (one number) is how long the very first
+    step took, which includes ``torch.compile``'s compilation when ``compile=True``.
+    """
 
     epoch: list = field(default_factory=list)
     train_loss: list = field(default_factory=list)
@@ -51,13 +106,17 @@ class History:
     test_acc: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
     images_per_second: list = field(default_factory=list)
+    steps: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    complete: list = field(default_factory=list)
+    first_step_seconds: float = None
 
     def append(self, **row):
         for key, value in row.items():
             getattr(self, key).append(value)
 
     def as_dict(self):
-        return {key: list(value) for key, value in self.__dict__.items()}
+        return {key: (list(value) if isinstance(value, list) else value) for key, value in self.__dict__.items()}
 
     def plot(self, title=None):
         """Loss and accuracy curves (see :func:`utils.plots.plot_history`)."""
@@ -66,10 +125,14 @@ class History:
         return plot_history(self, title=title)
 
     def summary(self):
-        """One line: final accuracies, time and throughput."""
+        """One line: final accuracies, total training time, and images per second over the whole run."""
+        if not self.epoch:
+            return "0 epochs: nothing trained"
         acc = f"test acc {self.test_acc[-1]:.1%}, " if self.test_acc and self.test_acc[-1] is not None else ""
-        return (f"{len(self.epoch)} epochs: train loss {self.train_loss[-1]:.3f}, train acc {self.train_acc[-1]:.1%}, "
-                f"{acc}{sum(self.seconds):.1f} s, {self.images_per_second[-1]:,.0f} img/s")
+        images = sum(s * n for s, n in zip(self.seconds, self.images_per_second))
+        cut = "" if all(self.complete) else " (last epoch cut by the time budget)"
+        return (f"{len(self.epoch)} epochs{cut}: train loss {self.train_loss[-1]:.3f}, train acc {self.train_acc[-1]:.1%}, "
+                f"{acc}{sum(self.seconds):.1f} s, {images / max(sum(self.seconds), 1e-9):,.0f} img/s on average")
 
 
 def classification_loss(outputs, targets, aux_weight=0.3, label_smoothing=0.0):
@@ -83,111 +146,213 @@ def classification_loss(outputs, targets, aux_weight=0.3, label_smoothing=0.0):
     return F.cross_entropy(outputs, targets, label_smoothing=label_smoothing), outputs
 
 
+def resolve_precision(precision, device, bf16=False):
+    """'fp32', 'bf16' or 'fp16' for ``device``; ``'auto'`` picks bf16 where the GPU supports it, else fp16
+    (Colab's T4 has no bf16), and fp32 on a CPU. ``bf16=True`` is the older spelling of 'bf16'."""
+    precision = precision or ("bf16" if bf16 else "fp32")
+    device = torch.device(device)
+    if precision == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be 'fp32', 'bf16', 'fp16' or 'auto', got {precision!r}.")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision='fp16' (with a gradient scaler) is for CUDA GPUs; on this device use 'bf16' or 'fp32'.")
+    return precision
+
+
+def _autocast(device, precision):
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 @torch.no_grad()
-def evaluate(model, loader, num_classes=None, bf16=False):
+def evaluate(model, loader, num_classes=None, bf16=False, precision=None):
     """Loss, accuracy, per-class accuracy, confusion matrix and predictions of ``model`` on ``loader``.
 
-    ``confusion[i, j]`` counts examples of true class i predicted as class j. ``predictions`` and
-    ``labels`` (CPU tensors, in the loader's order) feed :func:`utils.stats.compare_models`.
+    ``loss`` is the mean cross-entropy per example. ``confusion[i, j]`` counts examples of true class
+    i predicted as class j; a class with no examples has accuracy NaN (unknown, not 0).
+    ``predictions`` and ``labels`` (CPU tensors, in the loader's order) feed
+    :func:`utils.stats.compare_models`. The model's train/eval mode is restored afterwards. Under
+    torchrun each process evaluates its own shard and the totals are summed over processes.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total_loss, predictions, labels = 0.0, [], []
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x)
-        total_loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
-        k = num_classes or logits.shape[1]
-        predictions.append(logits.argmax(1).cpu())
-        labels.append(y.cpu())
-    model.train(was_training)
+    precision = resolve_precision(precision, device, bf16)
+    total_loss, predictions, labels = torch.zeros((), device=device, dtype=torch.float64), [], []
+    try:
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            with _autocast(device, precision):
+                logits = model(x)
+            total_loss += F.cross_entropy(logits.float(), y, reduction="sum").double()
+            predictions.append(logits.argmax(1))
+            labels.append(y)
+    finally:
+        model.train(was_training)
+    if not labels:
+        raise ValueError("evaluate got an empty loader (no batches): check the test set and its batch size.")
     predictions, labels = torch.cat(predictions), torch.cat(labels)
+    k = num_classes or logits.shape[1]
     confusion = torch.bincount(labels * k + predictions, minlength=k * k).view(k, k)
-    n = len(labels)
-    per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1)).tolist()
-    return {"loss": total_loss / n, "accuracy": confusion.diag().sum().item() / n,
-            "per_class_accuracy": per_class, "confusion": confusion, "predictions": predictions, "labels": labels}
+    if _distributed()[1] > 1:
+        torch.distributed.all_reduce(confusion)
+        torch.distributed.all_reduce(total_loss)
+    confusion, n = confusion.cpu(), confusion.sum().item()
+    per_class = (confusion.diag().double() / confusion.sum(1)).tolist()  # 0/0 = NaN for an absent class
+    return {"loss": total_loss.item() / n, "accuracy": confusion.diag().sum().item() / n,
+            "per_class_accuracy": per_class, "confusion": confusion,
+            "predictions": predictions.cpu(), "labels": labels.cpu()}
 
 
 def architecture_signature(model):
     """A short fingerprint of a model's architecture: class, parameter count, and a hash of
     every state-dict entry's name and shape. Two models load each other's weights iff equal."""
-    model = getattr(model, "_orig_mod", model)
+    model = _unwrap(model)
     entries = sorted(f"{k}:{tuple(v.shape)}" for k, v in model.state_dict().items())
     digest = hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16]
     params = sum(p.numel() for p in model.parameters())
     return {"class": type(model).__name__, "params": params, "hash": digest}
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint was saved from a different architecture than the model it is loaded into."""
+def _loader_generator(loader):
+    generator = getattr(loader, "generator", None)
+    return generator if isinstance(generator, torch.Generator) else None
 
 
-def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, history=None, loader=None):
-    """Save everything needed to resume exactly: weights, optimizer, schedule, epoch, history,
-    and the random-number state (PyTorch's and the training loader's own generator)."""
-    model = getattr(model, "_orig_mod", model)
-    state = {
-        "architecture": architecture_signature(model),
-        "model": model.state_dict(),
-        "epoch": epoch,
-        "history": history.as_dict() if history is not None else None,
-        "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
-    }
+def _rng_state(loader=None, loader_state=None):
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if torch.cuda.is_available():
-        state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
-    if optimizer is not None:
-        state["optimizer"] = optimizer.state_dict()
-    if scheduler is not None:
-        state["scheduler"] = scheduler.state_dict()
-    if loader is not None and hasattr(loader, "generator"):
-        state["loader_rng"] = loader.generator.get_state()
-    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    generator = _loader_generator(loader)
+    if loader_state is not None or generator is not None:
+        state["loader"] = loader_state if loader_state is not None else generator.get_state()
+    return state
 
 
-def load_checkpoint(path, model, optimizer=None, scheduler=None, loader=None, restore_rng=True):
+def _set_rng_state(state, loader=None):
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    generator = _loader_generator(loader)
+    if generator is not None and "loader" in state:
+        generator.set_state(state["loader"])
+
+
+def _atomic_save(obj, path):
+    """``torch.save`` to a temporary file in the same folder, then rename it over ``path``.
+
+    A rename is atomic, so ``path`` always holds either the old complete file or the new one."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, history=None, loader=None, step=0,
+                    loader_state=None, scaler=None, extra=None):
+    """Save everything needed to resume exactly, atomically (see :func:`_atomic_save`).
+
+    ``epoch`` is the number of complete epochs, or the index of the epoch in progress when
+    ``step`` > 0 batches of it are done (a time budget cut it); ``loader_state`` is then the
+    loader's generator state at that epoch's start. Under torchrun every process calls this;
+    process 0 writes one file holding every process's random-number state.
+    """
+    rank, world = _distributed()
+    rng = _rng_state(loader, loader_state)
+    if world > 1:
+        gathered = [None] * world
+        torch.distributed.all_gather_object(gathered, rng)
+        rng = {"per_rank": gathered}
+    if rank == 0:
+        state = {
+            "architecture": architecture_signature(model),
+            "model": _unwrap(model).state_dict(),
+            "epoch": epoch,
+            "step": step,
+            "history": history.as_dict() if history is not None else None,
+            "rng": rng,
+            "world_size": world,
+        }
+        for key, part in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
+            if part is not None:
+                state[key] = part.state_dict()
+        state.update(extra or {})
+        _atomic_save(state, path)
+    if world > 1:
+        torch.distributed.barrier()
+
+
+def _read_checkpoint(path):
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # truncated, corrupted, or a file of another kind
+        raise CheckpointError(
+            f"{path} cannot be read as a checkpoint ({type(error).__name__}); it may have been cut short by an "
+            "interrupted save, or it is not a checkpoint at all. Delete it to start fresh, or point `checkpoint=` "
+            "at another file.") from None
+    if not isinstance(state, dict) or "architecture" not in state or "model" not in state:
+        raise CheckpointError(f"{path} is not a course checkpoint (saved by utils.train.save_checkpoint).")
+    return state
+
+
+def load_checkpoint(path, model, optimizer=None, scheduler=None, loader=None, restore_rng=True, scaler=None):
     """Load a checkpoint saved by :func:`save_checkpoint` (``torch.load(weights_only=True)``).
 
-    Refuses, with :class:`CheckpointMismatchError`, a checkpoint of a different architecture.
-    Returns the checkpoint dict (``epoch`` and ``history`` included).
+    Refuses, with :class:`CheckpointMismatchError`, a checkpoint of a different architecture, and
+    with :class:`CheckpointError` a file that cannot be read. Returns the checkpoint dict.
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or "architecture" not in state:
-        raise CheckpointMismatchError(f"{path} is not a course checkpoint (saved by utils.train.save_checkpoint).")
-    target = getattr(model, "_orig_mod", model)
+    state = _read_checkpoint(path)
+    target = _unwrap(model)
     mine, theirs = architecture_signature(target), state["architecture"]
     if mine != theirs:
         raise CheckpointMismatchError(
             f"{path} was saved from a {theirs['class']} with {theirs['params']:,} parameters (shape hash "
             f"{theirs['hash']}), but this model is a {mine['class']} with {mine['params']:,} parameters "
             f"(hash {mine['hash']}). Build the model with the same options as the run that saved it, "
-            "or point `checkpoint=` at a new file to start fresh."
-        )
+            "or point `checkpoint=` at a new file to start fresh.")
     target.load_state_dict(state["model"])
-    if optimizer is not None and "optimizer" in state:
-        optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and "scheduler" in state:
-        scheduler.load_state_dict(state["scheduler"])
+    for key, part in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
+        if part is not None and key in state:
+            part.load_state_dict(state[key])
     if restore_rng:
-        torch.set_rng_state(state["rng"]["torch"])
-        random.setstate(state["rng"]["python"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        if loader is not None and "loader_rng" in state:
-            loader.generator.set_state(state["loader_rng"])
+        rng = state["rng"]
+        if "per_rank" in rng:
+            rank, world = _distributed()
+            if world != len(rng["per_rank"]):
+                raise CheckpointError(f"{path} was saved by {len(rng['per_rank'])} processes; resume it with as many "
+                                      f"(this run has {world}).")
+            rng = rng["per_rank"][rank]
+        _set_rng_state(rng, loader)
     return state
 
 
-def make_optimizer(model, name="sgd", lr=0.05, weight_decay=5e-4):
-    """SGD with Nesterov momentum 0.9, or AdamW."""
+def make_optimizer(model, name="sgd", lr=0.05, weight_decay=5e-4, momentum=0.9):
+    """SGD with Nesterov momentum, or AdamW; the fused implementation on a GPU, foreach on a CPU."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    on_gpu = params[0].is_cuda if params else False
     if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {name!r}.")
+        make = lambda **kw: torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0,  # noqa: E731
+                                            weight_decay=weight_decay, **kw)
+    elif name == "adamw":
+        make = lambda **kw: torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **kw)  # noqa: E731
+    else:
+        raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {name!r}.")
+    if on_gpu:
+        try:
+            return make(fused=True)
+        except (TypeError, RuntimeError, ValueError):  # an older torch without a fused version
+            pass
+    return make(foreach=True)
 
 
 def make_schedule(optimizer, name, total_steps):
@@ -202,70 +367,304 @@ def make_schedule(optimizer, name, total_steps):
     raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'constant', got {name!r}.")
 
 
+def _all_reduce_sum(values, device):
+    """Sum a list of numbers over torchrun processes (identity in a single process)."""
+    if _distributed()[1] == 1:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def _any_process(flag, device):
+    """True if ``flag`` is True in any torchrun process (so that all stop together)."""
+    return bool(_all_reduce_sum([float(flag)], device)[0]) if _distributed()[1] > 1 else flag
+
+
 def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd", weight_decay=5e-4,
         schedule="onecycle", aux_weight=0.3, label_smoothing=0.0, device=None, bf16=False,
         channels_last=False, compile=False, max_seconds=None, checkpoint=None, resume=False, seed=0,
-        progress=True):
-    """Train ``model`` and return a :class:`History`.
+        progress=True, momentum=0.9, precision=None, log_every=None):
+    """Train ``model`` and return a :class:`History` (see the module docstring for the semantics).
 
     Args:
         train_loader, test_loader: iterables of ``(images, labels)`` (a ``DeviceLoader`` or a DataLoader).
-        epochs, lr, optimizer ("sgd" | "adamw"), weight_decay, schedule ("onecycle" | "cosine" | "constant").
+        epochs, lr, optimizer ("sgd" | "adamw"), weight_decay, momentum (SGD, Nesterov),
+            schedule ("onecycle" | "cosine" | "constant", stepped every batch).
         aux_weight: weight of each auxiliary head's loss when the model returns a tuple in training.
-        device: defaults to :func:`get_device`. bf16, channels_last, compile: speed options for GPUs.
-        max_seconds: stop once training has used this many seconds (a time budget; evaluation excluded).
+        label_smoothing: for the main and the auxiliary losses alike.
+        device: defaults to :func:`get_device`.
+        precision: "fp32", "bf16", "fp16" (CUDA, with a gradient scaler) or "auto"; ``bf16=True`` = "bf16".
+        channels_last, compile: speed options for GPUs.
+        max_seconds: the run's training-time budget (evaluation excluded).
         checkpoint: a file to save after each epoch; with ``resume=True`` training continues from it.
         seed: seeds everything at the start of a fresh run.
+        log_every: steps between host synchronisations (progress bar, loss check); default 25 on a
+            GPU, 1 on a CPU (where nothing runs ahead of the host anyway).
     """
     device = torch.device(device) if device is not None else get_device()
-    model.to(device)
+    precision = resolve_precision(precision, device, bf16)
+    rank, world = _distributed()
+    log_every = log_every or (25 if device.type == "cuda" else 1)
+    raw = _unwrap(model)
+    raw.to(device)
     if channels_last:
-        model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, optimizer, lr, weight_decay)
-    sched = make_schedule(opt, schedule, epochs * len(train_loader))
-    history, start_epoch = History(), 0
+        raw.to(memory_format=torch.channels_last)
+    steps_per_epoch = len(train_loader)
+    if steps_per_epoch == 0:
+        raise ValueError("the training loader has no batches: it needs at least one (check the data and batch size).")
+    opt = make_optimizer(raw, optimizer, lr, weight_decay, momentum)
+    sched = make_schedule(opt, schedule, epochs * steps_per_epoch)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    history, start_epoch, start_step, carried = History(), 0, 0, None
     if resume and checkpoint is not None and os.path.exists(checkpoint):
-        state = load_checkpoint(checkpoint, model, opt, sched, loader=train_loader)
-        start_epoch = state["epoch"]
-        history = History(**state["history"])
+        saved = _read_checkpoint(checkpoint)
+        sized, wanted = saved.get("schedule"), {"name": schedule, "total_steps": epochs * steps_per_epoch}
+        if sized and sized != wanted and (sized["name"] != schedule or schedule != "constant"):
+            raise ValueError(
+                f"{checkpoint} was trained with a {sized['name']} schedule over {sized['total_steps']:,} steps, but this "
+                f"call asks for {schedule} over {epochs} epochs x {steps_per_epoch} steps = {wanted['total_steps']:,}. "
+                "A schedule sized to its epochs cannot be stretched mid-run: keep the epochs and schedule as they were, "
+                "or start a new run (another checkpoint file, or resume=False).")
+        history = History(**saved["history"])
+        if max_seconds is not None and sum(history.seconds) >= max_seconds:
+            return history  # this run's time budget is already spent: re-running the cell changes nothing
+        state = load_checkpoint(checkpoint, raw, opt, sched, loader=train_loader, scaler=scaler)
+        start_epoch, start_step = state["epoch"], state.get("step", 0)
+        if start_step:  # the last row is an epoch the budget cut; it continues now and is recorded whole
+            carried = state["partial_epoch"]
+            history = History(**{k: (v[:-1] if isinstance(v, list) else v) for k, v in history.as_dict().items()})
     else:
-        seed_everything(seed)
-        if hasattr(train_loader, "generator"):
-            train_loader.generator.manual_seed(seed)
+        seed_everything(seed + rank)
+        generator = _loader_generator(train_loader)
+        if generator is not None:
+            generator.manual_seed(seed + rank)
+    if start_epoch >= epochs:
+        return history
+    used_seconds = sum(history.seconds)  # complete epochs (and cut ones before the last) of this run
     step_model = torch.compile(model) if compile else model
-    used_seconds = sum(history.seconds)
-    bar = progress_bar(total=(epochs - start_epoch) * len(train_loader), desc="training", disable=not progress)
+    total_steps = (epochs - start_epoch) * steps_per_epoch - start_step
+    bar = progress_bar(total=total_steps, desc="training", disable=not progress or rank != 0)
+    stopped = False
     for epoch in range(start_epoch, epochs):
         model.train()
-        seen = correct = 0
-        loss_sum, started = 0.0, time.perf_counter()
-        for x, y in train_loader:
+        generator = _loader_generator(train_loader)
+        epoch_loader_state = generator.get_state() if generator is not None else None
+        skip = start_step if epoch == start_epoch else 0
+        # an epoch resumed mid-way starts from the totals of its first part (held by process 0)
+        sums = [carried["loss_sum"], carried["correct"], carried["seen"]] if (skip and rank == 0) else [0.0, 0.0, 0]
+        previous_seconds = carried["seconds"] if skip else 0.0
+        window_loss = torch.zeros((), device=device)
+        window_correct = torch.zeros((), device=device, dtype=torch.int64)
+        window_seen = window_steps = 0
+        step = skip
+        started = _clock()
+        for index, (x, y) in enumerate(train_loader):
+            if index < skip:
+                continue  # replay the loader up to where the interrupted epoch stopped
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            with _autocast(device, precision):
                 outputs = step_model(x)
                 loss, logits = classification_loss(outputs, y, aux_weight, label_smoothing)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            step_lr = opt.param_groups[0]["lr"]  # the learning rate this step used
             sched.step()
-            seen += len(y)
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}", refresh=False)
-            if max_seconds is not None and used_seconds + time.perf_counter() - started > max_seconds:
-                break
-        seconds = time.perf_counter() - started
+            step += 1
+            window_loss += loss.detach().float() * len(y)
+            window_correct += (logits.detach().argmax(1) == y).sum()
+            window_seen += len(y)
+            window_steps += 1
+            if history.first_step_seconds is None:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                history.first_step_seconds = _clock() - started
+            last = step == steps_per_epoch
+            over_budget = max_seconds is not None and used_seconds + previous_seconds + _clock() - started >= max_seconds
+            if window_steps >= log_every or last or over_budget:
+                loss_value, correct_value = window_loss.item(), window_correct.item()  # the one host sync
+                if not math.isfinite(loss_value):
+                    bar.close()
+                    raise TrainingDiverged(
+                        f"the training loss became {loss_value / window_seen} in epoch {epoch + 1}, at step {step} of "
+                        f"{steps_per_epoch} (learning rate {opt.param_groups[0]['lr']:.3g}). Likely cause: a learning rate "
+                        "too high for this batch size and model (try 3-10x lower), or bad input (NaN/inf pixels).")
+                sums = [sums[0] + loss_value, sums[1] + correct_value, sums[2] + window_seen]
+                bar.update(window_steps)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{sums[0] / sums[2]:.3f}", acc=f"{sums[1] / sums[2]:.1%}",
+                                refresh=False)
+                window_loss.zero_()
+                window_correct.zero_()
+                window_seen = window_steps = 0
+                if _any_process(over_budget, device):
+                    stopped = not last
+                    break
+        seconds = previous_seconds + _clock() - started
         used_seconds += seconds
-        result = evaluate(model, test_loader, bf16=bf16) if test_loader is not None else None
+        loss_sum, correct, seen = _all_reduce_sum(sums, device)
+        result = evaluate(raw, test_loader, precision=precision) if test_loader is not None else None
         history.append(epoch=epoch + 1, train_loss=loss_sum / max(seen, 1), train_acc=correct / max(seen, 1),
                        test_loss=result and result["loss"], test_acc=result and result["accuracy"],
-                       seconds=seconds, images_per_second=seen / seconds)
+                       seconds=seconds, images_per_second=seen / max(seconds, 1e-9), steps=step,
+                       lr=step_lr, complete=not stopped)
+        carried = None
         if checkpoint is not None:
-            save_checkpoint(checkpoint, model, opt, sched, epoch + 1, history, train_loader)
-        if max_seconds is not None and used_seconds > max_seconds:
+            partial = {"partial_epoch": {"loss_sum": loss_sum, "correct": correct, "seen": seen, "seconds": seconds}}
+            save_checkpoint(checkpoint, model, opt, sched, epoch if stopped else epoch + 1, history, train_loader,
+                            step=step if stopped else 0, loader_state=epoch_loader_state if stopped else None,
+                            scaler=scaler, extra={"schedule": {"name": schedule, "total_steps": epochs * steps_per_epoch},
+                                                  **(partial if stopped else {})})
+        if stopped or (max_seconds is not None and used_seconds >= max_seconds):
             break
     bar.close()
     return history
+
+
+# ---------------------------------------------------------------------------------------------
+# The same recipe from the command line, on one device or many (torchrun + DistributedDataParallel).
+
+def _parameter_hash(model):
+    """sha256 of every parameter, to check that processes hold identical weights. (Batch-norm running
+    statistics are buffers, not parameters: each process updates them from its own batches.)"""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(_unwrap(model).named_parameters()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _shard(images, labels, rank, world):
+    """This process's share: every world-th example from ``rank`` on, the same count in every process."""
+    n = len(labels) // world * world
+    if n == 0:
+        raise ValueError(f"{len(labels)} examples cannot be shared by {world} processes: use more data.")
+    return images[rank:n:world], labels[rank:n:world]
+
+
+def build_parser():
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.train",
+        description="Train a course model on CIFAR-10 with utils.train.fit: progress bar, checkpoints, exact "
+                    "resume, a JSON summary. Several GPUs or machines: start it with torchrun.",
+        epilog="examples:\n"
+               "  python -m utils.train --epochs 30 --batch-size 512 --lr 0.4 --label-smoothing 0.1 --precision auto "
+               "--channels-last --compile\n"
+               "  torchrun --nproc-per-node 8 -m utils.train --epochs 30 --batch-size 64\n"
+               "  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 "
+               "-m utils.train ...",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+    add("--model", choices=["googlenet", "small_inception"], default="googlenet")
+    add("--width", type=float, default=1.0, help="GoogLeNet channel multiplier (1.0 = the paper's Table 1)")
+    add("--stem", choices=["cifar", "imagenet"], default="cifar")
+    add("--no-batch-norm", action="store_true", help="the paper-faithful network without batch norm")
+    add("--no-aux", action="store_true", help="build GoogLeNet without its two auxiliary heads")
+    add("--epochs", type=int, default=30)
+    add("--batch-size", type=int, default=512, help="per process")
+    add("--lr", type=float, default=0.4)
+    add("--optimizer", choices=["sgd", "adamw"], default="sgd")
+    add("--momentum", type=float, default=0.9)
+    add("--weight-decay", type=float, default=5e-4)
+    add("--schedule", choices=["onecycle", "cosine", "constant"], default="onecycle")
+    add("--label-smoothing", type=float, default=0.1)
+    add("--aux-weight", type=float, default=0.3)
+    add("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
+    add("--channels-last", action="store_true")
+    add("--compile", action="store_true")
+    add("--per-class", type=int, default=None, help="train on this many images per class (default: all 5,000)")
+    add("--test-per-class", type=int, default=None, help="test on this many images per class (default: all 1,000)")
+    add("--checkpoint", default="runs/googlenet.pt", help="saved after every epoch")
+    add("--resume", action="store_true", help="continue the run saved in --checkpoint")
+    add("--max-seconds", type=float, default=None, help="training-time budget of the run")
+    add("--seed", type=int, default=0)
+    add("--summary", default=None, help="JSON summary of the run (default: the checkpoint's name with .json)")
+    add("--device", default=None)
+    add("--log-every", type=int, default=None, help="steps between host synchronisations")
+    add("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv=None):
+    """Run ``fit`` from the command line; under torchrun, one process per GPU (or CPU, gloo)."""
+    import json
+
+    from .data import DeviceLoader, cifar10_subset
+    from .models import GoogLeNet, SmallInceptionNet
+
+    args = build_parser().parse_args(argv)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if distributed:
+        backend = "nccl" if torch.cuda.is_available() and args.device != "cpu" else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank)
+        torch.distributed.init_process_group(backend)
+    rank, world = _distributed()
+    device = torch.device(args.device) if args.device else get_device()
+    if device.type == "cuda" and distributed:
+        device = torch.device("cuda", local_rank)
+    try:
+        torch.manual_seed(args.seed)  # the same initial weights in every process
+        if args.model == "googlenet":
+            model = GoogLeNet(num_classes=10, stem=args.stem, width=args.width, batch_norm=not args.no_batch_norm,
+                              aux_logits=not args.no_aux)
+        else:
+            model = SmallInceptionNet(batch_norm=not args.no_batch_norm)
+        model.to(device)
+        if distributed:
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[local_rank] if device.type == "cuda" else None)
+        train_x, train_y = _shard(*cifar10_subset("train", args.per_class, args.seed), rank, world)
+        test_x, test_y = _shard(*cifar10_subset("test", args.test_per_class, args.seed), rank, world)
+        train = DeviceLoader(train_x, train_y, args.batch_size, shuffle=True, augment=True, device=device,
+                             drop_last=True, channels_last=args.channels_last, seed=args.seed + rank)
+        test = DeviceLoader(test_x, test_y, max(args.batch_size, 256), device=device, channels_last=args.channels_last)
+        if rank == 0:
+            print(f"{args.model} on {device} x {world} process(es); {len(train_y) * world:,} training images "
+                  f"({len(train)} steps per epoch of {args.batch_size} per process), {len(test_y) * world:,} test images")
+        history = fit(model, train, test, epochs=args.epochs, lr=args.lr, optimizer=args.optimizer,
+                      weight_decay=args.weight_decay, momentum=args.momentum, schedule=args.schedule,
+                      aux_weight=args.aux_weight, label_smoothing=args.label_smoothing, device=device,
+                      precision=args.precision, channels_last=args.channels_last, compile=args.compile,
+                      max_seconds=args.max_seconds, checkpoint=args.checkpoint, resume=args.resume, seed=args.seed,
+                      progress=not args.no_progress, log_every=args.log_every)
+        hashes = [None] * world
+        if world > 1:
+            torch.distributed.all_gather_object(hashes, _parameter_hash(model))
+        else:
+            hashes = [_parameter_hash(model)]
+        if rank == 0:
+            summary = {
+                "model": args.model, "config": vars(args), "device": str(device), "world_size": world,
+                "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+                "torch": torch.__version__, "epochs_done": len(history.epoch),
+                "final_test_accuracy": history.test_acc[-1] if history.test_acc else None,
+                "train_seconds": sum(history.seconds), "first_step_seconds": history.first_step_seconds,
+                "images_per_second": (sum(s * n for s, n in zip(history.seconds, history.images_per_second))
+                                      / max(sum(history.seconds), 1e-9)),
+                "parameter_hash_per_rank": hashes, "history": history.as_dict(),
+            }
+            path = pathlib.Path(args.summary or pathlib.Path(args.checkpoint).with_suffix(".json"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.tmp")
+            temporary.write_text(json.dumps(summary, indent=1))
+            os.replace(temporary, path)
+            print(history.summary())
+            print(f"summary: {path}; checkpoint: {args.checkpoint}")
+    finally:
+        if distributed:
+            torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
