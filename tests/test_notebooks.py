@@ -107,3 +107,19 @@ def test_glossary_lists_every_korean_term():
     assert len(used) > 20
     missing = sorted(term for term in used if term not in glossary)
     assert not missing, f"add these to the README's glossary: {missing}"
+
+
+def test_repository_path_is_read_on_python_3_10_through_tomli(monkeypatch):
+    """Python 3.10 has no tomllib; utils.config falls back to the tomli package, which it names if missing."""
+    import sys
+    import tomllib
+    import types
+
+    from utils import config
+
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # as on Python 3.10
+    monkeypatch.setitem(sys.modules, "tomli", None)
+    with pytest.raises(ImportError, match="needs the tomli package"):
+        config.repository()
+    monkeypatch.setitem(sys.modules, "tomli", types.SimpleNamespace(load=tomllib.load))  # tomli's API is tomllib's
+    assert config.repository() == badges.repository() and "/" in config.repository()[0]

@@ -30,7 +30,14 @@ def repository():
     It is the one place the repository path is written; `python -m utils.badges`
     rewrites every notebook's Colab badge and setup cell from it.
     """
-    import tomllib
+    try:
+        import tomllib  # Python 3.11 and newer
+    except ImportError:  # Python 3.10: the same parser, as the tomli package (requirements.txt installs it)
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ImportError("Reading pyproject.toml on Python 3.10 needs the tomli package: "
+                              "pip install -r requirements.txt (or pip install tomli).") from None
 
     with open(REPO_ROOT / "pyproject.toml", "rb") as f:
         course = tomllib.load(f)["tool"]["course"]
