@@ -3,9 +3,10 @@
 The exercises' solutions live in collapsed ``<details>`` blocks as Markdown, so nbval does not
 execute them. This test does: it runs each notebook in smoke mode with every solution's code
 appended as extra cells (so the solutions see the notebook's variables, as a learner's would),
-then checks that each number a solution prints is one that its text states. Solutions that
-train or evaluate a network print measurements the text cannot know in advance; those only
-have to run.
+then checks that each number a solution prints is one that its text states, and that each
+True or False it prints is stated in its text too (a broken check printing False must not pass).
+Solutions that train or evaluate a network print measurements the text cannot know in advance;
+those only have to run.
 """
 import re
 
@@ -20,6 +21,7 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 DETAILS = re.compile(r"<details>(.*?)</details>", re.S)
 PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+BOOLEAN = re.compile(r"\b(True|False)\b")
 MEASURES = ("fit(", "evaluate(", "accuracy_without(")  # solutions whose printed numbers are measurements
 
 
@@ -69,3 +71,6 @@ def test_worked_solutions_run_and_agree_with_their_text(path):
         text_numbers = numbers(prose) + numbers(comments)
         missing = [value for value, _ in numbers(printed) if not stated(value, text_numbers)]
         assert not missing, f"{path.name}, solution {number} prints {missing}, which its text does not state:\n{printed}"
+        said = set(BOOLEAN.findall(prose + "\n" + comments))
+        unstated = sorted(set(BOOLEAN.findall(printed)) - said)
+        assert not unstated, f"{path.name}, solution {number} prints {unstated}, which its text does not state:\n{printed}"
