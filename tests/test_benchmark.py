@@ -1,11 +1,41 @@
-"""The speed check runs and prints a throughput per model (numbers are not asserted: machines differ)."""
-import re
+"""The speed check measures what it says: images over the seconds of the timed epoch."""
+import json
 
+import pytest
+
+import utils.train as train
 from utils import benchmark
 
 
-def test_benchmark_prints_throughput(capsys):
-    benchmark.main(["--model", "tiny_cnn", "--batch-size", "8", "--batches", "1", "--device", "cpu"])
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_train_throughput_is_images_over_the_timed_epochs_seconds(monkeypatch):
+    monkeypatch.setattr(train, "_clock", FakeClock())
+    # the timed (second) epoch reads the clock at its start and its end: 1 fake second for 3 x 8 images
+    speed = benchmark.train_throughput(benchmark.tiny_cnn(), "cpu", batch_size=8, batches=3)
+    assert speed == pytest.approx(24.0)
+
+
+def test_benchmark_prints_and_saves_its_table(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    report = benchmark.main(["--model", "tiny_cnn", "--batch-size", "8", "--batches", "1", "--device", "cpu",
+                             "--json", str(path)])
     out = capsys.readouterr().out
-    assert re.search(r"augment \(crop\+flip\):\s+[\d,]+ img/s", out)
-    assert re.search(r"tiny_cnn:\s+[\d,]+ img/s training \(94,538 params\)", out)
+    assert f"{report['models']['tiny_cnn']:>12,.0f} img/s training (94,538 params)" in out
+    assert report["models"]["tiny_cnn"] > 0 and report["augment_images_per_second"] > 0
+    assert json.loads(path.read_text()) == json.loads(json.dumps(report))
+
+
+def test_ablation_keeps_every_step_and_skips_compile_on_a_cpu():
+    rows = benchmark.ablation("cpu", model=benchmark.tiny_cnn, batches=1)
+    assert [r["step"] for r in rows] == [label for label, _ in benchmark.ABLATION]
+    measured = [r for r in rows if r["images_per_second"] is not None]
+    assert [r["batch_size"] for r in measured] == [128, 128, 128, 512] and measured[0]["speedup"] == 1.0
+    assert [r["note"] for r in rows[4:]] == ["skipped: GPU only"] * 2

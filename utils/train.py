@@ -395,7 +395,8 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
         label_smoothing: for the main and the auxiliary losses alike.
         device: defaults to :func:`get_device`.
         precision: "fp32", "bf16", "fp16" (CUDA, with a gradient scaler) or "auto"; ``bf16=True`` = "bf16".
-        channels_last, compile: speed options for GPUs.
+        channels_last, compile: speed options for GPUs (``compile`` may name a torch.compile mode, such as
+            "reduce-overhead", which adds CUDA graphs).
         max_seconds: the run's training-time budget (evaluation excluded).
         checkpoint: a file to save after each epoch; with ``resume=True`` training continues from it.
         seed: seeds everything at the start of a fresh run.
@@ -442,7 +443,7 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
     if start_epoch >= epochs:
         return history
     used_seconds = sum(history.seconds)  # complete epochs (and cut ones before the last) of this run
-    step_model = torch.compile(model) if compile else model
+    step_model = torch.compile(model, mode=compile if isinstance(compile, str) else None) if compile else model
     total_steps = (epochs - start_epoch) * steps_per_epoch - start_step
     bar = progress_bar(total=total_steps, desc="training", disable=not progress or rank != 0)
     stopped = False
