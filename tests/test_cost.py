@@ -108,3 +108,12 @@ def test_compare_latency_times_every_job_and_ranks_them():
     seconds = compare_latency(jobs, rounds=2, min_run_time=0.05, num_threads=1)
     assert set(seconds) == {"small", "large"}
     assert 0 < seconds["small"] < seconds["large"]  # about 2,000x the multiply-adds
+
+
+def test_groups_that_pytorch_refuses_are_refused():
+    with pytest.raises(ValueError, match=r"groups=2 must divide both in_channels=3"):
+        conv_params(3, 8, 3, groups=2)
+    with pytest.raises(ValueError, match="groups"):
+        nn.Conv2d(3, 8, 3, groups=2)  # PyTorch agrees
+    with pytest.raises(ValueError, match="groups=4"):
+        conv_macs(8, 6, 3, 10, groups=4)
