@@ -490,7 +490,9 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
                 history.first_step_seconds = _clock() - started
             last = step == steps_per_epoch
             over_budget = max_seconds is not None and used_seconds + previous_seconds + _clock() - started >= max_seconds
-            if window_steps >= log_every or last or over_budget:
+            # under torchrun every process must reach the same synchronisation points: there the budget
+            # is checked at log_every steps only, and all processes stop together
+            if window_steps >= log_every or last or (over_budget and world == 1):
                 loss_value, correct_value = window_loss.item(), window_correct.item()  # the one host sync
                 if not math.isfinite(loss_value):
                     bar.close()
