@@ -526,6 +526,7 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
                             scaler=scaler, extra={"schedule": {"name": schedule, "total_steps": epochs * steps_per_epoch},
                                                   **(partial if stopped else {})})
         if stopped or (max_seconds is not None and used_seconds >= max_seconds):
+            bar.total = bar.n  # the budget ended the run: the saved bar reads 100% of what was trained
             break
     bar.close()
     return history
