@@ -40,8 +40,8 @@ ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
 LESSONS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 RUN_ALL_SECONDS = 900  # one lesson's Run All in smoke mode, JupyterLab and a busy 2-core machine included
 REDRAW_SECONDS = 120  # one widget redraw (lesson 06 classifies an upload with a GoogLeNet on the CPU)
-KOREAN = "용어집"  # in every lesson's first Markdown cell: the glossary link
-MISSING_GLYPHS = "\u0378" * len(KOREAN)  # unassigned code points: always drawn as the missing-glyph box
+KOREAN = "용어집"  # "glossary": the link in every lesson's first Markdown cell
+MISSING_GLYPH = "\u0378"  # an unassigned code point: always drawn as the missing-glyph box
 
 # JupyterLab settings for the test only (a temporary settings folder): never save the lessons
 # (Run All in smoke mode must not overwrite the committed full-mode outputs), render every cell
@@ -231,24 +231,33 @@ MATH = r"""() => {
   return {typeset: document.querySelectorAll('.jp-RenderedMarkdown mjx-container').length,
           raw: rendered.filter(e => /\$[^$\n]+\$/.test(e.innerText)).length};
 }"""
-# Width of KOREAN as rendered in the first Markdown cell, and of as many missing-glyph boxes in the same font.
-GLYPH_WIDTHS = """([korean, missing]) => {
-  const cell = window.jupyterapp.shell.currentWidget.content.widgets[0].node;
-  const walker = document.createTreeWalker(cell.querySelector('.jp-RenderedMarkdown'), NodeFilter.SHOW_TEXT);
-  let node;
-  while ((node = walker.nextNode()) && !node.data.includes(korean)) {}
-  if (!node) return null;
-  const range = document.createRange();
-  range.setStart(node, node.data.indexOf(korean));
-  range.setEnd(node, node.data.indexOf(korean) + korean.length);
-  const probe = document.createElement('span');
-  probe.textContent = missing;
-  probe.style.whiteSpace = 'pre';
-  node.parentElement.appendChild(probe);
-  const result = {korean: range.getBoundingClientRect().width, missing: probe.getBoundingClientRect().width,
-                  font: getComputedStyle(node.parentElement).fontFamily};
-  probe.remove();
-  return result;
+# The first run of Korean (Hangul) text in the rendered Markdown cells (the glossary link "용어집" of the
+# first cell, in every lesson), its width, and the width of as many missing-glyph boxes in the same font.
+GLYPH_WIDTHS = r"""(missing) => {
+  const cells = window.jupyterapp.shell.currentWidget.content.widgets;
+  for (let index = 0; index < cells.length; index++) {
+    const markdown = cells[index].node.querySelector('.jp-RenderedMarkdown');
+    if (!markdown) continue;
+    const walker = document.createTreeWalker(markdown, NodeFilter.SHOW_TEXT);
+    let node;
+    while ((node = walker.nextNode())) {
+      const found = /[\uac00-\ud7a3]+/.exec(node.data);
+      if (!found) continue;
+      const range = document.createRange();
+      range.setStart(node, found.index);
+      range.setEnd(node, found.index + found[0].length);
+      const probe = document.createElement('span');
+      probe.textContent = missing.repeat(found[0].length);
+      probe.style.whiteSpace = 'pre';
+      node.parentElement.appendChild(probe);
+      const result = {cell: index, text: found[0], korean: range.getBoundingClientRect().width,
+                      missing: probe.getBoundingClientRect().width,
+                      font: getComputedStyle(node.parentElement).fontFamily};
+      probe.remove();
+      return result;
+    }
+  }
+  return null;
 }"""
 
 
@@ -330,11 +339,13 @@ def notebook_page(browser, lab, relative, shots):
 
 
 def korean_widths(page, shots):
-    """Screenshot the first cell and measure KOREAN in it against missing-glyph boxes (see GLYPH_WIDTHS)."""
-    first = page.locator(".jp-Notebook .jp-Cell").first
-    first.scroll_into_view_if_needed()
-    first.screenshot(path=shots / "first_cell_korean.png")
-    return page.evaluate(GLYPH_WIDTHS, [KOREAN, MISSING_GLYPHS])
+    """Measure the first Korean text against missing-glyph boxes (see GLYPH_WIDTHS); screenshot its cell."""
+    widths = page.evaluate(GLYPH_WIDTHS, MISSING_GLYPH)
+    if widths:
+        cell = page.locator(".jp-Notebook .jp-Cell").nth(widths["cell"])
+        cell.scroll_into_view_if_needed()
+        cell.screenshot(path=shots / "korean_text.png")
+    return widths
 
 
 def run_all(page, shots):
@@ -407,10 +418,10 @@ def test_lesson_in_jupyterlab(path, lab, browser, artifacts, tmp_path):
         assert page.evaluate("() => window.jupyterapp.commands.hasCommand('RISE:slideshow')"), \
             "jupyterlab-rise is not loaded: live slides (RISE) are missing from JupyterLab"
 
-        # Korean renders: the glossary link in the first Markdown cell is drawn with real glyphs.
+        # Korean renders: the first Korean text (the glossary link, 용어집) is drawn with real glyphs.
         widths = korean_widths(page, shots)
-        assert widths, f"no {KOREAN!r} in the first Markdown cell of {path.name}"
-        assert glyphs_are_real(widths), f"{KOREAN!r} renders as missing-glyph boxes (install fonts-noto-cjk): {widths}"
+        assert widths, f"no Korean text in the Markdown of {path.name}"  # every lesson names its terms in Korean
+        assert glyphs_are_real(widths), f"Korean renders as missing-glyph boxes (install fonts-noto-cjk): {widths}"
 
         # Run All from a clean slate, in smoke mode: no error, every code cell run once, in order, figures.
         result, seconds, cells = run_all(page, shots)
@@ -520,8 +531,8 @@ def test_the_korean_check_tells_glyphs_from_boxes(playwright, tmp_path, artifact
     fonts, and equals them in a Chromium whose fontconfig hides every Korean font (the tofu it guards against)."""
     page_html = (f"<html><body style='font: 16px sans-serif'><div class='jp-Cell'><div class='jp-RenderedMarkdown'>"
                  f"<p><a href='#'>Glossary ({KOREAN})</a></p></div></div></body></html>")
-    script = GLYPH_WIDTHS.replace("window.jupyterapp.shell.currentWidget.content.widgets[0].node",
-                                  "document.querySelector('.jp-Cell')")
+    script = GLYPH_WIDTHS.replace("window.jupyterapp.shell.currentWidget.content.widgets",
+                                  "[...document.querySelectorAll('.jp-Cell')].map(node => ({node}))")
     (tmp_path / "fonts.conf").write_text(FONTCONFIG_WITHOUT_KOREAN)
     results = {}
     without_korean = {"FONTCONFIG_FILE": str(tmp_path / "fonts.conf")}
@@ -530,7 +541,7 @@ def test_the_korean_check_tells_glyphs_from_boxes(playwright, tmp_path, artifact
         try:
             page = context.new_page()
             page.set_content(page_html)
-            results[label] = page.evaluate(script, [KOREAN, MISSING_GLYPHS])
+            results[label] = page.evaluate(script, MISSING_GLYPH)
             page.locator("p").screenshot(path=artifacts / f"korean_{label}.png")
         finally:
             context.close()

@@ -35,17 +35,31 @@ def jupyter_book():
     return found
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """Build the book into a temporary folder, Sphinx warnings as errors; return the HTML folder."""
+def build(tmp_path_factory):
+    """Build the book into a temporary folder; return (the HTML folder, Sphinx's warnings)."""
     output = tmp_path_factory.mktemp("site")
-    result = subprocess.run([jupyter_book(), "build", str(BOOK), "--path-output", str(output), "-W", "--keep-going"],
+    result = subprocess.run([jupyter_book(), "build", str(BOOK), "--path-output", str(output)],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, f"jupyter-book build failed:\n{log[-6000:]}"
+    log = ANSI.sub("", result.stdout + result.stderr)
+    if result.returncode != 0:
+        pytest.fail(f"jupyter-book build failed:\n{log[-6000:]}", pytrace=False)
     warnings = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
+    return output / "_build" / "html", warnings
+
+
+@pytest.fixture(scope="module")
+def site(build):
+    return build[0]
+
+
+def test_site_builds_without_warnings(build):
+    """A Sphinx warning is a broken page part: an image path that does not resolve, a bad include, a bad link."""
+    _, warnings = build
     assert not warnings, "\n".join(warnings)
-    return output / "_build" / "html"
 
 
 def text_of(html):
