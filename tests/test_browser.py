@@ -275,14 +275,14 @@ def lesson_plots(path):
 
 
 def widget_cells(path):
-    """The code cells that show widgets (explore(...), ipywidgets, or stored widget views), by index,
-    with the controls each must show: "controls" (sliders or dropdowns), "upload", or None."""
+    """The code cells whose code makes widgets (explore(...) or ipywidgets.X(...)), by index, with the
+    controls each must show: "controls" (sliders or dropdowns), "upload", or None. (Widget views stored
+    in a notebook are no guide: a progress bar shows one while it runs and leaves text behind.)"""
     cells = json.loads(path.read_text())["cells"]
     found = {}
     for index, cell in enumerate(cells):
         source = "".join(cell["source"])
-        stored = any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.get("outputs", []))
-        if cell["cell_type"] == "code" and (stored or re.search(r"\bexplore\(|ipywidgets\.\w+\(", source)):
+        if cell["cell_type"] == "code" and re.search(r"\bexplore\(|ipywidgets\.\w+\(", source):
             found[index] = "upload" if "FileUpload(" in source else "controls" if "explore(" in source else None
     return found
 
