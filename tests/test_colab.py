@@ -37,7 +37,8 @@ def _colab(tmp_path, fail=False):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     git = bin_dir / "git"
-    git.write_text(FAKE_GIT.format(python=sys.executable, log=str(tmp_path / "git.log"), fail=fail, repo=str(REPO_ROOT)))
+    git.write_text(FAKE_GIT.format(python=sys.executable, log=str(tmp_path / "git.log"), fail=fail,
+                                   repo=str(REPO_ROOT)))
     git.chmod(0o755)
     return stub.parent.parent, bin_dir
 
@@ -45,7 +46,8 @@ def _colab(tmp_path, fail=False):
 def _start(tmp_path, stub_path, bin_dir, clone_dir):
     """Run the setup cell as Colab would, in a fresh process whose cwd has no utils/."""
     cell = badges.setup_cell().replace("/content/going-deeper", str(clone_dir))
-    program = f"import sys; sys.path.insert(0, {str(stub_path)!r}); import google.colab\n{cell}\nprint('utils from', utils.__file__)"
+    program = (f"import sys; sys.path.insert(0, {str(stub_path)!r}); import google.colab\n{cell}\n"
+               "print('utils from', utils.__file__)")
     workdir = tmp_path / "content"
     workdir.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

@@ -5,8 +5,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from utils.cost import (PAPER_TABLE1, compare_latency, conv_macs, conv_output_size, conv_params, count_params,
-                        googlenet_table, measure_latency, measure_macs)
+from utils.cost import (
+    PAPER_TABLE1,
+    compare_latency,
+    conv_macs,
+    conv_output_size,
+    conv_params,
+    count_params,
+    googlenet_table,
+    measure_latency,
+    measure_macs,
+)
 from utils.models import GoogLeNet
 
 

@@ -8,8 +8,14 @@ import torchvision
 from PIL import Image
 
 import utils.data as data
-from utils.data import (CIFAR10_CLASSES, DatasetNotFoundError, DeviceLoader, channel_stats, random_crop_flip,
-                        subset_indices)
+from utils.data import (
+    CIFAR10_CLASSES,
+    DatasetNotFoundError,
+    DeviceLoader,
+    channel_stats,
+    random_crop_flip,
+    subset_indices,
+)
 
 # torchvision.datasets.CIFAR10(...).classes, in the order of the label indices.
 TORCHVISION_CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -140,7 +146,8 @@ def test_failed_download_says_both_ways(tmp_path, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", no_network)
-    with pytest.raises(DatasetNotFoundError, match=r"(?s)Could not download.*internet.*unpack_cifar10.*COURSE_DATA_DIR"):
+    expected = r"(?s)Could not download.*internet.*unpack_cifar10.*COURSE_DATA_DIR"
+    with pytest.raises(DatasetNotFoundError, match=expected):
         data.load_cifar10("test")
 
 

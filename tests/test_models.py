@@ -6,8 +6,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from utils.cost import measure_macs
-from utils.models import (PAPER_CHANNELS, AuxClassifier, GoogLeNet, Inception, NaiveInception, SmallInceptionNet,
-                          count_parameters, from_torchvision)
+from utils.models import (
+    PAPER_CHANNELS,
+    AuxClassifier,
+    GoogLeNet,
+    Inception,
+    NaiveInception,
+    SmallInceptionNet,
+    count_parameters,
+    from_torchvision,
+)
 
 
 @pytest.fixture(scope="module")

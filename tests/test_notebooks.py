@@ -112,8 +112,9 @@ def test_glossary_lists_every_korean_term():
 def test_repository_path_is_read_on_python_3_10_through_tomli(monkeypatch):
     """Python 3.10 has no tomllib; utils.config falls back to the tomli package, which it names if missing."""
     import sys
-    import tomllib
     import types
+
+    import tomllib
 
     from utils import config
 

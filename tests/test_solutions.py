@@ -70,7 +70,8 @@ def test_worked_solutions_run_and_agree_with_their_text(path):
         comments = "\n".join(line.split("#", 1)[1] for line in code.splitlines() if "#" in line)
         text_numbers = numbers(prose) + numbers(comments)
         missing = [value for value, _ in numbers(printed) if not stated(value, text_numbers)]
-        assert not missing, f"{path.name}, solution {number} prints {missing}, which its text does not state:\n{printed}"
+        where = f"{path.name}, solution {number}"
+        assert not missing, f"{where} prints {missing}, which its text does not state:\n{printed}"
         said = set(BOOLEAN.findall(prose + "\n" + comments))
         unstated = sorted(set(BOOLEAN.findall(printed)) - said)
-        assert not unstated, f"{path.name}, solution {number} prints {unstated}, which its text does not state:\n{printed}"
+        assert not unstated, f"{where} prints {unstated}, which its text does not state:\n{printed}"

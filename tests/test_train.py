@@ -6,11 +6,20 @@ import pytest
 import torch
 from torch import nn
 
+import utils.train as train
 from utils.data import DeviceLoader
 from utils.models import GoogLeNet
-import utils.train as train
-from utils.train import (CheckpointError, CheckpointMismatchError, TrainingDiverged, classification_loss, evaluate,
-                         fit, load_checkpoint, save_checkpoint, seed_everything)
+from utils.train import (
+    CheckpointError,
+    CheckpointMismatchError,
+    TrainingDiverged,
+    classification_loss,
+    evaluate,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+)
 
 
 def _toy_data(n=256, seed=0):

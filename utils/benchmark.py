@@ -18,9 +18,9 @@ import pathlib
 import torch
 from torch import nn
 
+from . import train as _train
 from .data import DeviceLoader, random_crop_flip
 from .models import GoogLeNet, SmallInceptionNet, count_parameters
-from . import train as _train
 from .train import fit, get_device, resolve_precision
 
 

@@ -110,8 +110,8 @@ def cifar10_tensors(split="train"):
         images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
         labels = torch.tensor(dataset.targets, dtype=torch.int64)
     else:
-        from PIL import Image
         import numpy as np
+        from PIL import Image
 
         pixels = [np.asarray(Image.open(path).convert("RGB")) for path, _ in dataset.samples]
         images = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).contiguous()
@@ -156,7 +156,8 @@ def channel_stats(images):
     """Per-channel mean and std of uint8 images (N, C, H, W), on the 0..1 scale."""
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(
-            f"channel_stats expects uint8 images (N, C, H, W) with C = 1 or 3, got {images.dtype} {tuple(images.shape)}. "
+            f"channel_stats expects uint8 images (N, C, H, W) with C = 1 or 3, got {images.dtype} "
+            f"{tuple(images.shape)}. "
             "Convert floats with (x * 255).round().to(torch.uint8), and NHWC arrays with .permute(0, 3, 1, 2).")
     x = images.float().div_(255)
     return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()

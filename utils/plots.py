@@ -33,7 +33,8 @@ def show_diagram(name):
 
     path = REPO_ROOT / "images" / name
     if not path.exists():
-        raise FileNotFoundError(f"no diagram {path}; the diagrams are: {sorted(p.name for p in path.parent.glob('*.svg'))}")
+        names = sorted(p.name for p in path.parent.glob("*.svg"))
+        raise FileNotFoundError(f"no diagram {path}; the diagrams are: {names}")
     display(SVG(filename=str(path)))
 
 

@@ -19,9 +19,8 @@ import tqdm
 def in_notebook():
     """True inside a Jupyter kernel that can show widgets."""
     try:
-        from IPython import get_ipython
-
         import ipywidgets  # noqa: F401  (the widget bar needs it)
+        from IPython import get_ipython
     except ImportError:
         return False
     shell = get_ipython()

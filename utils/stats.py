@@ -65,12 +65,14 @@ class Comparison:
     def verdict(self):
         a, b = self.names
         if self.inconclusive:
-            why = (f"the {self.confidence:.0%} interval [{100 * self.interval[0]:+.1f}, {100 * self.interval[1]:+.1f}] "
-                   "points covers zero") if self.interval[0] <= 0 <= self.interval[1] else "the seeds disagree on the sign"
+            low, high = self.interval
+            why = (f"the {self.confidence:.0%} interval [{100 * low:+.1f}, {100 * high:+.1f}] points covers zero"
+                   if low <= 0 <= high else "the seeds disagree on the sign")
             return f"inconclusive: {why}; this test set cannot tell {a} and {b} apart"
         better, worse = (a, b) if self.difference > 0 else (b, a)
         return (f"{better} is more accurate than {worse} by {100 * abs(self.difference):.1f} points "
-                f"({self.confidence:.0%} interval of A - B: [{100 * self.interval[0]:+.1f}, {100 * self.interval[1]:+.1f}])")
+                f"({self.confidence:.0%} interval of A - B: [{100 * self.interval[0]:+.1f}, "
+                f"{100 * self.interval[1]:+.1f}])")
 
     def report(self):
         """A few readable lines: accuracies, the difference with its interval, McNemar, the verdict."""

@@ -131,7 +131,8 @@ class History:
         acc = f"test acc {self.test_acc[-1]:.1%}, " if self.test_acc and self.test_acc[-1] is not None else ""
         images = sum(s * n for s, n in zip(self.seconds, self.images_per_second))
         cut = "" if all(self.complete) else " (last epoch cut by the time budget)"
-        return (f"{len(self.epoch)} epochs{cut}: train loss {self.train_loss[-1]:.3f}, train acc {self.train_acc[-1]:.1%}, "
+        return (f"{len(self.epoch)} epochs{cut}: train loss {self.train_loss[-1]:.3f}, "
+                f"train acc {self.train_acc[-1]:.1%}, "
                 f"{acc}{sum(self.seconds):.1f} s, {images / max(sum(self.seconds), 1e-9):,.0f} img/s on average")
 
 
@@ -158,7 +159,8 @@ def resolve_precision(precision, device, bf16=False):
     if precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"precision must be 'fp32', 'bf16', 'fp16' or 'auto', got {precision!r}.")
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision='fp16' (with a gradient scaler) is for CUDA GPUs; on this device use 'bf16' or 'fp32'.")
+        raise ValueError("precision='fp16' (with a gradient scaler) is for CUDA GPUs; "
+                         "on this device use 'bf16' or 'fp32'.")
     return precision
 
 
@@ -423,9 +425,11 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
         sized, wanted = saved.get("schedule"), {"name": schedule, "total_steps": epochs * steps_per_epoch}
         if sized and sized != wanted and (sized["name"] != schedule or schedule != "constant"):
             raise ValueError(
-                f"{checkpoint} was trained with a {sized['name']} schedule over {sized['total_steps']:,} steps, but this "
+                f"{checkpoint} was trained with a {sized['name']} schedule over {sized['total_steps']:,} steps, "
+                "but this "
                 f"call asks for {schedule} over {epochs} epochs x {steps_per_epoch} steps = {wanted['total_steps']:,}. "
-                "A schedule sized to its epochs cannot be stretched mid-run: keep the epochs and schedule as they were, "
+                "A schedule sized to its epochs cannot be stretched mid-run: keep the epochs and schedule as they "
+                "were, "
                 "or start a new run (another checkpoint file, or resume=False).")
         history = History(**saved["history"])
         if max_seconds is not None and sum(history.seconds) >= max_seconds:
@@ -489,7 +493,8 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
                     torch.cuda.synchronize(device)
                 history.first_step_seconds = _clock() - started
             last = step == steps_per_epoch
-            over_budget = max_seconds is not None and used_seconds + previous_seconds + _clock() - started >= max_seconds
+            over_budget = (max_seconds is not None
+                           and used_seconds + previous_seconds + _clock() - started >= max_seconds)
             # under torchrun every process must reach the same synchronisation points: there the budget
             # is checked at log_every steps only, and all processes stop together
             if window_steps >= log_every or last or (over_budget and world == 1):
@@ -498,8 +503,9 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
                     bar.close()
                     raise TrainingDiverged(
                         f"the training loss became {loss_value / window_seen} in epoch {epoch + 1}, at step {step} of "
-                        f"{steps_per_epoch} (learning rate {opt.param_groups[0]['lr']:.3g}). Likely cause: a learning rate "
-                        "too high for this batch size and model (try 3-10x lower), or bad input (NaN/inf pixels).")
+                        f"{steps_per_epoch} (learning rate {opt.param_groups[0]['lr']:.3g}). Likely cause: a "
+                        "learning rate too high for this batch size and model (try 3-10x lower), or bad input "
+                        "(NaN/inf pixels).")
                 sums = [sums[0] + loss_value, sums[1] + correct_value, sums[2] + window_seen]
                 bar.update(window_steps)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{sums[0] / sums[2]:.3f}", acc=f"{sums[1] / sums[2]:.1%}",
@@ -523,8 +529,9 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
             partial = {"partial_epoch": {"loss_sum": loss_sum, "correct": correct, "seen": seen, "seconds": seconds}}
             save_checkpoint(checkpoint, model, opt, sched, epoch if stopped else epoch + 1, history, train_loader,
                             step=step if stopped else 0, loader_state=epoch_loader_state if stopped else None,
-                            scaler=scaler, extra={"schedule": {"name": schedule, "total_steps": epochs * steps_per_epoch},
-                                                  **(partial if stopped else {})})
+                            scaler=scaler,
+                            extra={"schedule": {"name": schedule, "total_steps": epochs * steps_per_epoch},
+                                   **(partial if stopped else {})})
         if stopped or (max_seconds is not None and used_seconds >= max_seconds):
             bar.total = bar.n  # the budget ended the run: the saved bar reads 100% of what was trained
             break
@@ -635,7 +642,8 @@ def main(argv=None):
         test = DeviceLoader(test_x, test_y, max(args.batch_size, 256), device=device, channels_last=args.channels_last)
         if rank == 0:
             print(f"{args.model} on {device} x {world} process(es); {len(train_y) * world:,} training images "
-                  f"({len(train)} steps per epoch of {args.batch_size} per process), {len(test_y) * world:,} test images")
+                  f"({len(train)} steps per epoch of {args.batch_size} per process), "
+                  f"{len(test_y) * world:,} test images")
         history = fit(model, train, test, epochs=args.epochs, lr=args.lr, optimizer=args.optimizer,
                       weight_decay=args.weight_decay, momentum=args.momentum, schedule=args.schedule,
                       aux_weight=args.aux_weight, label_smoothing=args.label_smoothing, device=device,
