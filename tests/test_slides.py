@@ -147,3 +147,36 @@ def test_jupyterlab_lists_the_live_slides_extension():
     listing = result.stdout + result.stderr
     line = next((line for line in listing.splitlines() if "jupyterlab-rise" in line), "")
     assert "enabled" in line and "OK" in line, f"jupyterlab-rise is not installed and enabled:\n{listing}"
+
+
+def test_default_slide_types_keep_the_authors_choices():
+    """`python -m utils.badges` fills in a slide type only where a cell has none."""
+    from utils.badges import add_slide_types
+
+    def cell(kind, source, slide=None):
+        metadata = {"slideshow": {"slide_type": slide}} if slide else {}
+        return {"cell_type": kind, "source": [source], "metadata": metadata}
+
+    cells = [cell("markdown", "# 01 · Title"), cell("code", "# Setup"), cell("markdown", "## 1. Section"),
+             cell("markdown", "**Predict before you run:** how many?"), cell("code", "print(3)"),
+             cell("markdown", "Three, because ..."), cell("markdown", "Say this aloud", "notes"),
+             cell("markdown", "### Detail", "-"), cell("code", "")]
+    add_slide_types(cells)
+    assert [slide_type(c) for c in cells] == ["slide", "skip", "slide", "subslide", "fragment", "subslide",
+                                              "notes", "-", "skip"]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_every_numbered_section_has_speaker_notes(path):
+    """A lecturer's 2-3 key points for each numbered section (## 1. ...), in cells of slide type "notes"."""
+    cells = json.loads(path.read_text())["cells"]
+    sections, current = {}, None
+    for cell in cells:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and source.startswith("## "):
+            current = source.splitlines()[0]
+            sections[current] = 0 if current[3:4].isdigit() else None
+        elif current and sections[current] is not None and slide_type(cell) == "notes" and source.strip():
+            sections[current] += 1
+    missing = [heading for heading, notes in sections.items() if notes == 0]
+    assert not missing, f"{path.name}: these sections have no speaker notes (a cell of slide type 'notes'): {missing}"

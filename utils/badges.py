@@ -1,4 +1,5 @@
-"""Rewrite every notebook's "Open in Colab" badge, glossary link and setup cell from pyproject.toml.
+"""Rewrite every notebook's "Open in Colab" badge, glossary link and setup cell from pyproject.toml,
+and give every cell that has none a lecture-mode slide type.
 
     python -m utils.badges          # rewrite notebooks/*.ipynb in place
     python -m utils.badges --check  # exit 1 and list the notebooks that are out of date
@@ -19,7 +20,10 @@ GLOSSARY = re.compile(r"https://github\.com/[^)\s\"]+/blob/[^)\s\"/]+/README\.md
 #: The first code cell of every lesson. On Colab it fetches the course's code (nothing else:
 #: Colab has torch and the rest) and turns on widget support, on every start of the runtime.
 SETUP_CELL = '''# Setup: this cell works unchanged locally and on Colab.
-import sys, pathlib, subprocess
+import pathlib
+import subprocess
+import sys
+
 REPOSITORY = "{repository}"  # set in pyproject.toml; `python -m utils.badges` rewrites it
 if "google.colab" in sys.modules:
     if not pathlib.Path("/content/going-deeper/utils").exists():  # fetch only the course's code
@@ -34,6 +38,7 @@ ROOT = next(p for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents, pathlib
             if (p / "utils" / "__init__.py").exists())
 sys.path.insert(0, str(ROOT))
 import utils
+
 device = utils.environment()'''
 
 
@@ -56,6 +61,37 @@ def setup_cell(repo=None):
     return SETUP_CELL.format(repository=repo or repository()[0])
 
 
+def default_slide_type(cell, previous, first_code):
+    """The lecture-mode slide type a cell gets when its author chose none (see README, "How to present").
+
+    The title and every section (``## ``) open a slide; sub-headings, "Predict" prompts and solutions
+    open a sub-slide, and the code that answers a prompt appears on a click; the setup cell and
+    empty cells are skipped; text right after code opens a sub-slide so that long pages scroll less.
+    """
+    source = "".join(cell["source"]).strip()
+    if previous is None or (cell["cell_type"] == "markdown" and source.startswith("## ")):
+        return "slide"
+    if not source or first_code or (cell["cell_type"] == "code" and source.startswith("%")):
+        return "skip"
+    if cell["cell_type"] == "code":
+        return "fragment" if "Predict before you run" in "".join(previous["source"]) else "-"
+    if source.startswith("### ") or "Predict before you run" in source or "<details>" in source:
+        return "subslide"
+    return "subslide" if previous["cell_type"] == "code" else "-"
+
+
+def add_slide_types(cells):
+    """Give every cell without ``metadata.slideshow.slide_type`` its default; authors' choices stay."""
+    previous, seen_code = None, False
+    for cell in cells:
+        first_code = cell["cell_type"] == "code" and not seen_code
+        seen_code |= cell["cell_type"] == "code"
+        slideshow = cell.setdefault("metadata", {}).setdefault("slideshow", {})
+        slideshow.setdefault("slide_type", default_slide_type(cell, previous, first_code))
+        if slideshow["slide_type"] != "notes":
+            previous = cell
+
+
 def rewrite(path, repo, branch):
     """Return the notebook text at ``path`` with its badge, glossary link and setup cell for ``repo``."""
     nb = json.loads(path.read_text())
@@ -70,6 +106,7 @@ def rewrite(path, repo, branch):
             new = GLOSSARY.sub(glossary_url(repo, branch), new)
         if new != source:
             cell["source"] = new.splitlines(keepends=True)
+    add_slide_types(nb["cells"])
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
 
 
