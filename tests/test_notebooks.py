@@ -124,3 +124,22 @@ def test_repository_path_is_read_on_python_3_10_through_tomli(monkeypatch):
         config.repository()
     monkeypatch.setitem(sys.modules, "tomli", types.SimpleNamespace(load=tomllib.load))  # tomli's API is tomllib's
     assert config.repository() == badges.repository() and "/" in config.repository()[0]
+
+
+def test_a_notebooks_cells_stay_in_one_process_under_xdist():
+    """`pytest` runs in two processes; a notebook's cells share one kernel, so they must not be split."""
+    import secrets
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("x0 = 0")]
+    nb.cells += [nbformat.v4.new_code_cell(f"x{i} = x{i - 1} + 1") for i in range(1, 8)]
+    path = REPO_ROOT / "notebooks" / f"zz_xdist_check_{secrets.token_hex(4)}.ipynb"
+    nbformat.write(nb, path)
+    try:
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", str(path)],
+                                cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "PYTEST_ADDOPTS": ""})
+    finally:
+        path.unlink()
+    assert result.returncode == 0 and "8 passed" in result.stdout, result.stdout[-3000:]
