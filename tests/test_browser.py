@@ -37,6 +37,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+# Under pytest-xdist (`pytest -n 2`, as CI runs this file) each process has its own JupyterLab and Chromium.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+LAB_LOG = f"jupyterlab-{WORKER}.log" if WORKER else "jupyterlab.log"
 LESSONS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 RUN_ALL_SECONDS = 900  # one lesson's Run All in smoke mode, JupyterLab and a busy 2-core machine included
 REDRAW_SECONDS = 120  # one widget redraw (lesson 06 classifies an upload with a GoogLeNet on the CPU)
@@ -92,8 +95,9 @@ def launch_chromium(playwright, profile, env=None):
 
 @pytest.fixture(scope="module")
 def artifacts():
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
+    if not WORKER:  # with several processes, each test clears only its own folder (below)
+        shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
 
 
@@ -118,7 +122,7 @@ def lab(tmp_path_factory, artifacts):
                f"--LabApp.workspaces_dir={home / 'workspaces'}", "--LabApp.expose_app_in_browser=True"]
     if os.geteuid() == 0:
         command.append("--allow-root")
-    log_path = artifacts / "jupyterlab.log"
+    log_path = artifacts / LAB_LOG
     with open(log_path, "w") as log:
         server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -382,6 +386,7 @@ def test_the_checks_catch_an_error_and_a_control_that_changes_nothing(lab, brows
     import nbformat
 
     shots = artifacts / "selfcheck"
+    shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir()
     sources = [f"import sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\nimport matplotlib.pyplot as plt\n"
                "from utils import widgets",
@@ -414,6 +419,7 @@ def test_the_checks_catch_an_error_and_a_control_that_changes_nothing(lab, brows
 def test_lesson_in_jupyterlab(path, lab, browser, artifacts, tmp_path):
     relative = path.relative_to(REPO_ROOT).as_posix()
     shots = artifacts / path.stem
+    shutil.rmtree(shots, ignore_errors=True)
     with notebook_page(browser, lab, relative, shots) as page:
         assert page.evaluate("() => window.jupyterapp.commands.hasCommand('RISE:slideshow')"), \
             "jupyterlab-rise is not loaded: live slides (RISE) are missing from JupyterLab"
@@ -445,8 +451,8 @@ def test_lesson_in_jupyterlab(path, lab, browser, artifacts, tmp_path):
                 moved, unchanged = exercise_controls(page, cell, shots, tmp_path)
                 assert moved, f"{path.name} cell {cell['index']}: no control could be moved"
                 assert not unchanged, f"{path.name} cell {cell['index']}: these controls changed nothing: {unchanged}"
-    assert "the browser test never saves" not in (artifacts / "jupyterlab.log").read_text(), \
-        f"JupyterLab tried to save a file while testing {path.name} (refused): see {artifacts / 'jupyterlab.log'}"
+    assert "the browser test never saves" not in (artifacts / LAB_LOG).read_text(), \
+        f"JupyterLab tried to save a file while testing {path.name} (refused): see {artifacts / LAB_LOG}"
 
 
 def upload_file(page, button, path):

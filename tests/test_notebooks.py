@@ -126,20 +126,17 @@ def test_repository_path_is_read_on_python_3_10_through_tomli(monkeypatch):
     assert config.repository() == badges.repository() and "/" in config.repository()[0]
 
 
-def test_a_notebooks_cells_stay_in_one_process_under_xdist():
+def test_a_notebooks_cells_stay_in_one_process_under_xdist(tmp_path):
     """`pytest` runs in two processes; a notebook's cells share one kernel, so they must not be split."""
-    import secrets
-
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell("x0 = 0")]
     nb.cells += [nbformat.v4.new_code_cell(f"x{i} = x{i - 1} + 1") for i in range(1, 8)]
-    path = REPO_ROOT / "notebooks" / f"zz_xdist_check_{secrets.token_hex(4)}.ipynb"
+    path = tmp_path / "01_xdist_check.ipynb"  # outside the repository: no other test sees it
     nbformat.write(nb, path)
-    try:
-        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", str(path)],
-                                cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-                                env={**os.environ, "PYTEST_ADDOPTS": ""})
-    finally:
-        path.unlink()
+    # -p conftest: the course's conftest.py (found on the path from the repository root) for a file outside it
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-p", "conftest",
+                             "-c", str(REPO_ROOT / "pyproject.toml"), "--rootdir", str(REPO_ROOT), str(path)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTEST_ADDOPTS": ""})
     assert result.returncode == 0 and "8 passed" in result.stdout, result.stdout[-3000:]

@@ -1,77 +1,51 @@
-"""Every worked solution runs, and prints the numbers its text states.
+"""Every lesson has worked solutions, and the check of their printed numbers works.
 
-The exercises' solutions live in collapsed ``<details>`` blocks as Markdown, so nbval does not
-execute them. This test does: it runs each notebook in smoke mode with every solution's code
-appended as extra cells (so the solutions see the notebook's variables, as a learner's would),
-then checks that each number a solution prints is one that its text states, and that each
-True or False it prints is stated in its text too (a broken check printing False must not pass).
-Solutions that train or evaluate a network print measurements the text cannot know in advance;
-those only have to run.
+The solutions themselves run inside each lesson's nbval run (conftest.py appends them after the
+notebook's cells, in the same kernel); tests/solutions.py checks what they print against their text.
 """
-import re
-
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from solutions import check, solutions
 
 from utils.config import REPO_ROOT
 
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
-DETAILS = re.compile(r"<details>(.*?)</details>", re.S)
-PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
-NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
-BOOLEAN = re.compile(r"\b(True|False)\b")
-MEASURES = ("fit(", "evaluate(", "accuracy_without(")  # solutions whose printed numbers are measurements
-
-
-def solutions(notebook):
-    """[(text, code)] for every <details> block of the notebook that contains Python code."""
-    found = []
-    for cell in notebook.cells:
-        if cell.cell_type == "markdown":
-            for text in DETAILS.findall(cell.source):
-                blocks = PYTHON_BLOCK.findall(text)
-                if blocks:
-                    found.append((text, "\n".join(blocks)))
-    return found
-
-
-def numbers(text):
-    """Numbers written in a text: 1,234 and 1{,}234 (LaTeX) and 9.68 as (value, decimals) pairs."""
-    result = []
-    for token in NUMBER.findall(text.replace("{,}", ",")):
-        token = token.rstrip(",")
-        decimals = len(token.split(".")[1]) if "." in token else 0
-        result.append((float(token.replace(",", "")), decimals))
-    return result
-
-
-def stated(value, text_numbers):
-    """True when the text states `value`, exactly or rounded to the decimals the text shows."""
-    return any(round(value, decimals) == number for number, decimals in text_numbers)
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_worked_solutions_run_and_agree_with_their_text(path):
-    notebook = nbformat.read(path, as_version=4)
-    found = solutions(notebook)
-    assert found, f"{path.name} has no worked solution with code"
-    first_added = len(notebook.cells)
-    notebook.cells += [nbformat.v4.new_code_cell(code) for _, code in found]
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()  # COURSE_SMOKE=1: conftest.py
+def test_every_lesson_has_worked_solutions_with_code(path):
+    assert solutions(nbformat.read(path, as_version=4)), f"{path.name} has no worked solution with code"
 
-    for number, ((text, code), cell) in enumerate(zip(found, notebook.cells[first_added:]), start=1):
-        printed = "".join(output.get("text", "") for output in cell.outputs if output.output_type == "stream")
-        if any(call in code for call in MEASURES):
-            continue
-        prose = PYTHON_BLOCK.sub("", text)
-        comments = "\n".join(line.split("#", 1)[1] for line in code.splitlines() if "#" in line)
-        text_numbers = numbers(prose) + numbers(comments)
-        missing = [value for value, _ in numbers(printed) if not stated(value, text_numbers)]
-        where = f"{path.name}, solution {number}"
-        assert not missing, f"{where} prints {missing}, which its text does not state:\n{printed}"
-        said = set(BOOLEAN.findall(prose + "\n" + comments))
-        unstated = sorted(set(BOOLEAN.findall(printed)) - said)
-        assert not unstated, f"{where} prints {unstated}, which its text does not state:\n{printed}"
+
+def test_the_check_catches_a_number_or_a_boolean_the_text_does_not_state():
+    text = "The layer has 1,234 parameters, about 9.7x fewer; the check prints True."
+    check("ok", text, "print(1234, 9.68, True)", "1234 9.68 True\n")
+    with pytest.raises(AssertionError, match=r"\[1235.0\]"):
+        check("wrong number", text, "print(1235)", "1235\n")
+    with pytest.raises(AssertionError, match=r"\['False'\]"):
+        check("wrong boolean", text, "print(False)", "False\n")
+    check("a measurement", text, "history = fit(model)\nprint(0.4321)", "0.4321\n")  # exempt: trains a network
+
+
+def test_a_solution_runs_in_its_lessons_kernel_and_a_wrong_one_fails(tmp_path):
+    """conftest.py appends the solutions to nbval's run of the lesson: a solution whose text is wrong fails."""
+    import os
+    import subprocess
+    import sys
+
+    paths = []
+    for said in (3, 4):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.cells = [nbformat.v4.new_code_cell("x = 2"),  # a notebook variable the solution uses
+                    nbformat.v4.new_markdown_cell(f"<details><summary>Solution</summary>\n\nIt prints {said}.\n\n"
+                                                  "```python\nprint(x + 1)\n```\n</details>")]
+        paths.append(tmp_path / f"99_check_{said}.ipynb")  # outside the repository: no other test sees them
+        nbformat.write(nb, paths[-1])
+    # -p conftest: the course's conftest.py (found on the path from the repository root) for files outside it
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "conftest", "-c",
+                             str(REPO_ROOT / "pyproject.toml"), "--rootdir", str(REPO_ROOT), *map(str, paths)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTEST_ADDOPTS": ""})
+    assert "1 failed, 3 passed" in result.stdout, result.stdout[-3000:]
+    assert f"{paths[1].name}, Solution 1 prints [3.0]" in result.stdout
