@@ -38,6 +38,7 @@ def test_harness_executes_notebooks_in_smoke_mode(tmp_path):
     for name in ("pyproject.toml", "conftest.py"):
         shutil.copy(REPO_ROOT / name, tmp_path / name)
     (tmp_path / "tests").mkdir()
+    shutil.copy(REPO_ROOT / "tests" / "solutions.py", tmp_path / "tests")  # conftest.py runs the solutions with it
     (tmp_path / "notebooks").mkdir()
     check = "# NBVAL_CHECK_OUTPUT\nimport utils\nprint(utils.SMOKE, utils.pick(full=100, smoke=3))"
     _write_notebook(tmp_path / "notebooks" / "good.ipynb", [
