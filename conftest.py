@@ -9,10 +9,13 @@ lesson's own cells, in the same kernel, and what they print is checked against t
 (tests/solutions.py). So every notebook is executed once, not once for nbval and once more for
 its solutions.
 
-`pytest` runs in two processes (pytest-xdist, ``-n 2`` in pyproject.toml). The cells of one
-notebook share one kernel and must run in order in one process, so each notebook's cells form
-one xdist group (``--dist loadgroup``); every other test goes wherever a process is free.
-Run ``pytest -n 0`` for a single process.
+`pytest` runs in two processes (pytest-xdist, ``-n 2 --dist loadfile`` in pyproject.toml). The
+cells of one notebook share one kernel and must run in order in one process: ``loadfile`` sends
+every item of a file (a notebook's cells and its solutions; a test module's tests) to the same
+process, and rewrites no node id. (``--dist loadgroup`` with ``xdist_group`` marks did the same by
+rewriting node ids, which pytest 9.2 no longer accepts: pytest-dev/pytest-xdist#1386.)
+tests/test_notebooks.py checks that a notebook's cells are never split. Run ``pytest -n 0`` for a
+single process.
 """
 import os
 import re
@@ -62,10 +65,3 @@ def pytest_collect_file(file_path, parent):
     if LESSON.fullmatch(file_path.name):
         outcome.force_result([LessonNotebook.from_parent(parent, path=file_path) if type(item) is IPyNbFile else item
                               for item in outcome.get_result()])
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the markers
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if item.path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
