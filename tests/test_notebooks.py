@@ -115,7 +115,10 @@ def test_repository_path_is_read_on_python_3_10_through_tomli(monkeypatch):
     import sys
     import types
 
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # this test itself running on Python 3.10
+        import tomli as tomllib
 
     from utils import config
 
