@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import nbformat
 import pytest
 
 from utils import badges
@@ -19,12 +20,17 @@ log.write_text(log.read_text() + " ".join(sys.argv[1:]) + "\\n" if log.exists() 
 if {fail}:
     sys.stderr.write("fatal: unable to access 'https://github.com/x/': Could not resolve host: github.com\\n")
     sys.exit(128)
-shutil.copytree({repo!r} + "/utils", sys.argv[-1] + "/utils")
+for part in ("utils", "images"):  # what the lessons read from the clone
+    shutil.copytree({repo!r} + "/" + part, sys.argv[-1] + "/" + part, ignore=shutil.ignore_patterns("__pycache__"))
+shutil.copy({repo!r} + "/pyproject.toml", sys.argv[-1])
 """
 
 
 def _colab(tmp_path, fail=False):
-    """A folder that plays Colab: google.colab stub on the path, a fake git first on PATH."""
+    """A folder that plays Colab: google.colab stub on the path, a fake git first on PATH.
+
+    The fake ``git clone`` copies what the lessons read from a real clone (utils/, images/,
+    pyproject.toml) and logs each call to git.log; enabling the widget manager logs to widgets.log."""
     stub = tmp_path / "stub" / "google" / "colab"
     stub.mkdir(parents=True)
     (stub.parent / "__init__.py").write_text("")
@@ -84,3 +90,34 @@ def test_lessons_show_images_in_a_way_colab_renders(path):
     assert "](../" not in markdown and 'src="../' not in markdown and "](images/" not in markdown
     code = [c for c in cells if c["cell_type"] == "code"]
     assert "".join(code[0]["source"]) == badges.setup_cell(), "run `python -m utils.badges`"
+
+
+def test_the_widget_exerciser_reports_every_kind_of_broken_control(tmp_path):
+    """tests/widget_exerciser.py (used on Colab's packages) fails a callback that raises, in a setter or inside an
+    Output widget, and a control after which nothing new is shown; a working upload and slider pass."""
+    from nbclient import NotebookClient
+
+    cells = [
+        "import sys\nsys.path.insert(0, '.')\nimport ipywidgets\nfrom IPython.display import display\n"
+        "from utils import widgets",
+        "def draw(n=1):\n    print(1 / (3 - n))\n"
+        "widgets.explore(draw, n=widgets.slider(1, 0, 3, description='breaks at 3'));",
+        "choice = widgets.dropdown(['a', 'b'], description='raises')\n"
+        "choice.observe(lambda change: {}['missing'], names='value')\ndisplay(choice)",
+        "quiet = widgets.slider(1, 0, 2, description='silent')\ndisplay(quiet)",
+        "upload = ipywidgets.FileUpload(description='picture')\n"
+        "upload.observe(lambda change: print('got', len(change['new'])), names='value')\ndisplay(upload)",
+        f"sys.path.insert(0, {str(REPO_ROOT / 'tests')!r})\nimport widget_exerciser\n"
+        "report = widget_exerciser.exercise()\nprint('REPORT', __import__('json').dumps(report))",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(REPO_ROOT)}}).execute()
+    report = json.loads("".join(o.get("text", "") for o in nb.cells[-1].outputs).split("REPORT ", 1)[1])
+    failures = "\n".join(report["failures"])
+    assert "'breaks at 3', value=3" in failures and "ZeroDivisionError" in failures
+    assert "'raises', value='b'" in failures and "KeyError" in failures
+    assert "'silent', value=0: the lesson showed nothing new" in failures
+    # 1 for the slider (at 3), 2 for the dropdown (to 'b' and back to 'a'), 3 for the silent slider (0, 2, back to 1)
+    assert len(report["failures"]) == 6, failures
+    assert "FileUpload 'picture': upload picture.png" in report["moved"]
+    assert "IntSlider 'breaks at 3': value=0" in report["moved"]
