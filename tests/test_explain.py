@@ -75,3 +75,22 @@ def test_weight_gradient_norms_reads_every_layer():
     norms = weight_gradient_norms(model)
     assert list(norms) == ["0", "2"]
     assert norms["2"] == pytest.approx(model[2].weight.grad.norm().item())
+
+
+def test_cam_of_a_model_in_train_mode_is_the_eval_mode_map_and_changes_nothing():
+    """In train mode batch norm would normalise with this batch's statistics and update its running averages."""
+    torch.manual_seed(0)
+    model = SmallInceptionNet()
+    x = torch.randn(4, 3, 32, 32)
+    for _ in range(3):  # running statistics that differ from a fresh layer's (0 and 1)
+        model(torch.randn(8, 3, 32, 32) * 2 + 1)
+    model.train()
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    maps = cam(model, x, upsample=False)
+    assert model.training  # the mode is restored ...
+    assert all(torch.equal(b, buffers[name]) for name, b in model.named_buffers())  # ... and no statistic moved
+    with torch.no_grad():
+        in_eval = class_activation_maps(model.eval().features(x), model.fc.weight)
+        in_train = class_activation_maps(model.train().features(x), model.fc.weight)
+    torch.testing.assert_close(maps, in_eval)
+    assert not torch.allclose(maps, in_train, atol=1e-3)  # batch statistics would have given other maps
