@@ -237,3 +237,19 @@ def test_table_of_the_torchvision_layout_and_the_cifar_stem():
                                                              aux_logits=False))}
     assert "pool1" not in cifar and cifar["conv1"]["patch_stride"] == "3x3/1"
     assert cifar["5b"]["output_size"] == "8x8x256" and cifar["linear"]["output_size"] == "1x1x10"
+
+
+def test_main_dropout_is_applied_in_train_mode_only():
+    """Paper, Table 1 and section 5: dropout 40% between the average pool and the linear classifier."""
+    torch.manual_seed(0)
+    model = GoogLeNet(num_classes=10, stem="cifar", width=0.125, aux_logits=False)
+    x = torch.randn(64, 3, 32, 32)
+    seen = _capture(model.eval(), ["avgpool", "fc"], x)
+    pooled, fc_input = torch.flatten(seen["avgpool"][1], 1), seen["fc"][0]
+    assert torch.equal(fc_input, pooled)  # eval: the classifier reads the pooled features unchanged
+    seen = _capture(model.train(), ["avgpool", "fc"], x)
+    pooled, fc_input = torch.flatten(seen["avgpool"][1], 1), seen["fc"][0]
+    kept = fc_input != 0
+    dropped = (~kept & (pooled != 0)).sum().item() / (pooled != 0).sum().item()
+    assert dropped == pytest.approx(0.4, abs=0.03)  # train: 40% of the features dropped ...
+    torch.testing.assert_close(fc_input[kept], pooled[kept] / 0.6)  # ... the rest scaled by 1 / (1 - 0.4)
