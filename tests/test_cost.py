@@ -15,6 +15,7 @@ from utils.cost import (
     googlenet_table,
     measure_latency,
     measure_macs,
+    receptive_field,
 )
 from utils.models import GoogLeNet
 
@@ -126,3 +127,38 @@ def test_groups_that_pytorch_refuses_are_refused():
         nn.Conv2d(3, 8, 3, groups=2)  # PyTorch agrees
     with pytest.raises(ValueError, match="groups=4"):
         conv_macs(8, 6, 3, 10, groups=4)
+
+
+def test_receptive_field_by_hand():
+    # lesson 01, exercise 1: GoogLeNet's stem, 7x7/2 conv, 3x3/2 pool, 1x1 conv, 3x3 conv
+    assert receptive_field([(7, 2, 1), (3, 2, 1), (1, 1, 1), (3, 1, 1)]) == [7, 11, 11, 19]
+    assert receptive_field([(5, 1)]) == [5] and receptive_field([(3, 1), (3, 1)]) == [3, 5]  # exercise 5
+    assert receptive_field([(3, 1, 2), (3, 1, 4)]) == [5, 13]  # dilation d widens a 3x3 by 2d
+    # lesson 04: the CIFAR network's widest path (stem 3x3, pool /2, 1x1 + 5x5 branches, pool /2, ...)
+    path = [(3, 1), (2, 2), (1, 1), (5, 1), (2, 2), (1, 1), (5, 1), (1, 1), (5, 1)]
+    assert receptive_field(path, jump=True)[-1] == (46, 4)
+    assert receptive_field([]) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5), st.integers(1, 3), st.integers(1, 3)), min_size=1, max_size=4))
+def test_receptive_field_matches_autograd(layers):
+    """The input pixels that output value 0 depends on, found by backpropagating from it (all weights 1, so
+    nothing cancels; no padding, so the field starts at pixel 0)."""
+    convs = []
+    for kernel, stride, dilation in layers:
+        conv = nn.Conv1d(1, 1, kernel, stride=stride, dilation=dilation, bias=False)
+        nn.init.ones_(conv.weight)
+        convs.append(conv)
+    fields = receptive_field(layers)
+    x = torch.ones(1, 1, fields[-1] + 2 * 27, requires_grad=True)  # wide enough for any last stride
+    nn.Sequential(*convs)(x)[0, 0, 0].backward()
+    touched = torch.nonzero(x.grad[0, 0]).flatten()
+    assert touched.max().item() - touched.min().item() + 1 == fields[-1]
+
+
+def test_receptive_field_refuses_a_malformed_layer():
+    with pytest.raises(ValueError, match=r"\(kernel, stride\) or \(kernel, stride, dilation\).*got \(3,\)"):
+        receptive_field([(3,)])
+    with pytest.raises(ValueError, match="positive whole numbers"):
+        receptive_field([(3, 0)])

@@ -10,6 +10,8 @@ from PIL import Image
 import utils.data as data
 from utils.data import (
     CIFAR10_CLASSES,
+    CIFAR10_MEAN,
+    CIFAR10_STD,
     DatasetNotFoundError,
     DeviceLoader,
     channel_stats,
@@ -192,3 +194,49 @@ def test_bad_input_is_refused_with_a_clear_error():
         DeviceLoader(images[:, :1], torch.zeros(4, dtype=torch.int64))
     with pytest.raises(ValueError, match="batch_size must be a positive"):
         DeviceLoader(images, torch.zeros(4, dtype=torch.int64), batch_size=0)
+
+
+def test_normalisation_constants_are_the_published_cifar10_values():
+    """Per-channel mean and std of the 50,000 original training images on the 0..1 scale, as computed from
+    torchvision's CIFAR10(train=True).data in kuangliu/pytorch-cifar#19 ("Correct Normalization Values for
+    CIFAR-10") and MadryLab/robustness#70: mean (0.49139968, 0.48215841, 0.44653091), std (0.24703223,
+    0.24348513, 0.26158784). The widely copied std (0.2023, 0.1994, 0.2010) is not the std of the pixels."""
+    ours = {"mean": CIFAR10_MEAN, "std": CIFAR10_STD}
+    assert ours["mean"] == pytest.approx((0.49139968, 0.48215841, 0.44653091), abs=5e-4)
+    assert ours["std"] == pytest.approx((0.24703223, 0.24348513, 0.26158784), abs=5e-4)
+
+
+@pytest.mark.skipif(not os.environ.get("COURSE_DATA_DIR"), reason="no offline CIFAR-10 copy configured")
+def test_normalisation_constants_match_the_training_images():
+    """Recomputed from every 10th training image (5,000) of the copy the tests read: sampling moves the mean by
+    about 0.002 and the JPEG copy's std is within 0.002 of the original's, so 0.01 leaves room for both and still
+    refuses the wrong std (0.2023, ...), 0.04 off, and ImageNet's mean (0.485, 0.456, 0.406)."""
+    import numpy as np
+
+    dataset = data.load_cifar10("train")
+    pixels = np.stack([np.asarray(dataset[i][0]) for i in range(0, len(dataset), 10)])
+    mean, std = channel_stats(torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous())
+    assert mean == pytest.approx(CIFAR10_MEAN, abs=0.01) and std == pytest.approx(CIFAR10_STD, abs=0.01)
+
+
+@pytest.fixture
+def split_folder(tmp_path):
+    """A CIFAR-10 look-alike whose train and test images differ: blue 0 in train, 255 in test, 3 per class."""
+    for split, blue in (("train", 0), ("test", 255)):
+        for index, name in enumerate(CIFAR10_CLASSES):
+            folder = tmp_path / split / name
+            folder.mkdir(parents=True)
+            for k in range(3):
+                Image.new("RGB", (32, 32), (index * 20, k * 80, blue)).save(folder / f"{k:04d}.png")
+    return tmp_path
+
+
+def test_test_loader_reads_the_test_split(split_folder, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(split_folder))
+    monkeypatch.setattr(data, "DATA_ROOT", split_folder / "cache-root")
+    train, test = data.cifar10_loaders(per_class=2, test_per_class=1, batch_size=4, seed=3)
+    assert (test.images[:, 2] == 255).all() and (train.images[:, 2] == 0).all()
+    expected_images, expected_labels = data.cifar10_subset("test", per_class=1, seed=3)
+    assert torch.equal(test.images, expected_images) and torch.equal(test.labels, expected_labels)
+    _, everything = data.cifar10_loaders(batch_size=4)
+    assert torch.equal(everything.images, data.cifar10_tensors("test")[0]) and len(everything.images) == 30

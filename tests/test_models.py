@@ -15,6 +15,7 @@ from utils.models import (
     SmallInceptionNet,
     count_parameters,
     from_torchvision,
+    pretrained_googlenet,
 )
 
 
@@ -237,3 +238,69 @@ def test_table_of_the_torchvision_layout_and_the_cifar_stem():
                                                              aux_logits=False))}
     assert "pool1" not in cifar and cifar["conv1"]["patch_stride"] == "3x3/1"
     assert cifar["5b"]["output_size"] == "8x8x256" and cifar["linear"]["output_size"] == "1x1x10"
+
+
+def test_main_dropout_is_applied_in_train_mode_only():
+    """Paper, Table 1 and section 5: dropout 40% between the average pool and the linear classifier."""
+    torch.manual_seed(0)
+    model = GoogLeNet(num_classes=10, stem="cifar", width=0.125, aux_logits=False)
+    x = torch.randn(64, 3, 32, 32)
+    seen = _capture(model.eval(), ["avgpool", "fc"], x)
+    pooled, fc_input = torch.flatten(seen["avgpool"][1], 1), seen["fc"][0]
+    assert torch.equal(fc_input, pooled)  # eval: the classifier reads the pooled features unchanged
+    seen = _capture(model.train(), ["avgpool", "fc"], x)
+    pooled, fc_input = torch.flatten(seen["avgpool"][1], 1), seen["fc"][0]
+    kept = fc_input != 0
+    dropped = (~kept & (pooled != 0)).sum().item() / (pooled != 0).sum().item()
+    assert dropped == pytest.approx(0.4, abs=0.03)  # train: 40% of the features dropped ...
+    torch.testing.assert_close(fc_input[kept], pooled[kept] / 0.6)  # ... the rest scaled by 1 / (1 - 0.4)
+
+
+@pytest.fixture
+def no_network(tmp_path, monkeypatch):
+    """An empty torch.hub cache in tmp_path; any connection or download attempt fails as it would offline."""
+    import socket
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+
+    def refuse(*args, **kwargs):
+        raise OSError("Network is unreachable (no network in tests)")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    return tmp_path / "checkpoints"
+
+
+def test_pretrained_googlenet_offline_prints_one_skip_line(no_network, capsys):
+    assert pretrained_googlenet(timeout=0.1) is None
+    printed = capsys.readouterr().out
+    assert printed.count("\n") == 1 and printed.startswith("Skipped: no pretrained GoogLeNet weights, no connection "
+                                                            "to download.pytorch.org (OSError: Network is unreachable")
+    assert str(no_network) in printed and "internet" in printed
+
+
+def test_pretrained_googlenet_download_failure_is_a_skip_too(no_network, monkeypatch, capsys):
+    import socket
+
+    class Reachable:
+        def close(self):
+            pass
+
+    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: Reachable())
+    assert pretrained_googlenet() is None
+    assert "reading or downloading googlenet-1378be20.pth failed (OSError" in capsys.readouterr().out
+
+
+def test_pretrained_googlenet_uses_the_cached_weights(no_network, capsys):
+    """A file in torch.hub's cache is read without any connection; the model computes what torchvision's does."""
+    torch.manual_seed(0)
+    tv = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True, transform_input=True)
+    _randomise_batch_norm(tv)
+    no_network.mkdir()
+    torch.save(tv.state_dict(), no_network / "googlenet-1378be20.pth")  # the file name torchvision downloads
+    model = pretrained_googlenet()
+    assert capsys.readouterr().out == ""
+    assert not model.training and model.transform_input and model.aux1 is None and model.aux2 is None
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), tv.eval()(x), atol=1e-5, rtol=1e-5)

@@ -1,15 +1,34 @@
-"""The paired comparison helper, checked against hand computations."""
+"""The paired comparison helper, checked against hand computations and textbook formulas."""
 import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from utils.stats import compare_models, mcnemar_exact
+from utils.stats import MIN_SEEDS, compare_models, mcnemar_exact
 
 
 def _predictions(labels, right):
     """Predictions that are correct exactly where ``right`` is True (wrong class = label + 1)."""
     return np.where(right, labels, (labels + 1) % 10)
+
+
+def _runs(labels, accuracies, rng):
+    """One prediction row per accuracy: that fraction of the images right, chosen at random."""
+    n = len(labels)
+    rows = []
+    for accuracy in accuracies:
+        right = np.zeros(n, bool)
+        right[rng.choice(n, round(accuracy * n), replace=False)] = True
+        rows.append(_predictions(labels, right))
+    return rows
+
+
+def _old_interval(a_rows, b_rows, labels, seed=0):
+    """What the helper did before: bootstrap test images only, on each image's seed-averaged difference."""
+    per_image = (np.array(a_rows) == labels).mean(0) - (np.array(b_rows) == labels).mean(0)
+    result = stats.bootstrap((per_image,), np.mean, method="percentile", rng=np.random.default_rng(seed))
+    return result.confidence_interval.low, result.confidence_interval.high
 
 
 def test_mcnemar_exact_matches_the_binomial_by_hand():
@@ -22,30 +41,13 @@ def test_mcnemar_exact_matches_the_binomial_by_hand():
 def test_identical_models_are_inconclusive():
     labels = np.arange(200) % 10
     same = _predictions(labels, np.arange(200) % 3 == 0)
-    result = compare_models(same, same.copy(), labels, names=("first", "second"))
-    assert result.difference == 0 and result.interval == (0.0, 0.0)
-    assert result.inconclusive and result.verdict.startswith("inconclusive")
-    assert result.mcnemar_p == [1.0] and result.only_a_right == [0] and result.only_b_right == [0]
+    result = compare_models([same] * 3, [same.copy()] * 3, labels, names=("first", "second"))
+    assert result.difference == 0 and result.interval == result.interval_images_only == (0.0, 0.0)
+    assert result.inconclusive and result.verdict.startswith("inconclusive") and "covers zero" in result.verdict
+    assert result.mcnemar_p == [1.0] * 3 and result.only_a_right == [0] * 3 and result.only_b_right == [0] * 3
 
 
-def test_small_margin_is_inconclusive():
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 10, 1000)
-    base = rng.random(1000) < 0.6
-    better = base.copy()
-    flip = np.flatnonzero(~base)[:6]  # A gets 6 more images right, B gets 4 other ones right
-    better[flip] = True
-    worse = base.copy()
-    worse[np.flatnonzero(~base)[6:10]] = True
-    result = compare_models(_predictions(labels, better), _predictions(labels, worse), labels, names=("A", "B"))
-    assert result.difference == pytest.approx(0.002)
-    assert result.interval[0] < 0 < result.interval[1]
-    assert "inconclusive" in result.verdict and "covers zero" in result.verdict
-    assert result.only_a_right == [6] and result.only_b_right == [4]
-    assert result.mcnemar_p[0] == pytest.approx(mcnemar_exact(6, 4))
-
-
-def test_clear_difference_has_an_interval_like_the_normal_approximation():
+def test_one_seed_interval_is_the_textbook_interval_of_a_mean_but_gives_no_verdict():
     rng = np.random.default_rng(1)
     n = 2000
     labels = rng.integers(0, 10, n)
@@ -57,30 +59,148 @@ def test_clear_difference_has_an_interval_like_the_normal_approximation():
     assert result.difference == pytest.approx(d.mean())
     half_width = 1.96 * d.std(ddof=1) / math.sqrt(n)  # the textbook interval of a mean
     low, high = result.interval
-    assert low < d.mean() < high
-    assert (high - low) / 2 == pytest.approx(half_width, rel=0.1)
-    assert not result.inconclusive and result.verdict.startswith("wide is more accurate than narrow by")
+    assert result.interval == result.interval_images_only  # one seed: nothing to resample but images
+    assert low < d.mean() < high and (high - low) / 2 == pytest.approx(half_width, rel=0.1)
     assert result.mcnemar_p[0] < 1e-30
-    assert "McNemar" in result.report() and "verdict: wide" in result.report()
+    # twelve points apart, but one seed cannot show training noise: numbers yes, verdict no
+    assert result.inconclusive and f"at least {MIN_SEEDS} seeds per model, this comparison has 1" in result.verdict
+    assert "covers zero" not in result.verdict
+    report = result.report()
+    assert "one seed per model" in report and "McNemar 2" in report and "verdict: inconclusive" in report
 
 
-def test_seeds_that_disagree_make_the_verdict_inconclusive():
-    rng = np.random.default_rng(2)
-    labels = rng.integers(0, 10, 3000)
-    common = rng.random(3000) < 0.5
-    a_seed0, b_seed0 = common | (rng.random(3000) < 0.3), common.copy()      # A far ahead with seed 0
-    a_seed1, b_seed1 = common.copy(), common | (rng.random(3000) < 0.05)     # B slightly ahead with seed 1
-    result = compare_models([_predictions(labels, a_seed0), _predictions(labels, a_seed1)],
-                            [_predictions(labels, b_seed0), _predictions(labels, b_seed1)], labels)
-    assert result.n_seeds == 2 and result.seed_differences[0] > 0 > result.seed_differences[1]
-    assert result.interval[0] > 0  # averaged over seeds A looks better ...
-    assert result.inconclusive and "seeds disagree" in result.verdict  # ... but the seeds do not agree
-    assert len(result.mcnemar_p) == 2 and "seed 1:" in result.report()
+def test_small_margin_is_inconclusive():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 1000)
+    base = rng.random(1000) < 0.6
+    better = base.copy()
+    better[np.flatnonzero(~base)[:6]] = True  # A gets 6 more images right, B gets 4 other ones right
+    worse = base.copy()
+    worse[np.flatnonzero(~base)[6:10]] = True
+    result = compare_models(_predictions(labels, better), _predictions(labels, worse), labels, names=("A", "B"))
+    assert result.difference == pytest.approx(0.002)
+    assert result.interval[0] < 0 < result.interval[1]
+    assert "inconclusive" in result.verdict and "covers zero" in result.verdict
+    assert result.only_a_right == [6] and result.only_b_right == [4]
+    assert result.mcnemar_p[0] == pytest.approx(mcnemar_exact(6, 4))
 
 
-def test_bad_shapes_are_refused_clearly():
+def test_training_noise_makes_a_test_set_verdict_inconclusive():
+    """One lucky training run: A's four seeds reach 54.0, 50.3, 50.2 and 50.5%, B's all 50.0%.
+
+    Every seed puts A ahead, and over 10,000 test images the old helper (test images resampled,
+    seeds averaged) sees a difference far outside its interval. Resampling the seeds as well shows
+    that three of the four runs are within half a point: the interval covers zero.
+    """
+    rng = np.random.default_rng(3)
+    labels = np.arange(10_000) % 10
+    a_rows, b_rows = _runs(labels, [0.540, 0.503, 0.502, 0.505], rng), _runs(labels, [0.50] * 4, rng)
+    result = compare_models(a_rows, b_rows, labels)
+    assert all(d > 0 for d in result.seed_differences)  # the seeds agree on the sign ...
+    old_low, _ = _old_interval(a_rows, b_rows, labels)
+    assert old_low > 0 and result.interval_images_only[0] == pytest.approx(old_low, abs=0.002)  # ... the old: "A"
+    assert result.interval[0] < 0 < result.interval[1]
+    assert result.inconclusive and "covers zero" in result.verdict and "seeds" not in result.verdict
+
+
+def test_two_seeds_of_lesson_02_are_inconclusive():
+    """Lesson 02's r=8 against no reduction, rebuilt from its printed counts (2,000 test images):
+    seed 0: 36.1% and 38.9%, 146 images only r=8 got right, 200 only the other; seed 1: 33.9% and 36.0%,
+    146 and 189 (which images the seeds share is not printed: here they share as many as they can). The old
+    helper named a winner (-2.4 points, interval [-3.8, -1.1]); the unreduced network's own two seeds differ by
+    2.9 points, and two seeds cannot say how much runs vary."""
+    labels = np.arange(2000) % 10
+    a_rows, b_rows = [], []
+    for a_correct, only_a, only_b in ((723, 146, 200), (677, 146, 189)):
+        both = a_correct - only_a
+        a_right, b_right = np.zeros(2000, bool), np.zeros(2000, bool)
+        a_right[:both] = b_right[:both] = True
+        a_right[both:both + only_a] = True
+        b_right[both + only_a:both + only_a + only_b] = True
+        a_rows.append(_predictions(labels, a_right))
+        b_rows.append(_predictions(labels, b_right))
+    result = compare_models(a_rows, b_rows, labels, names=("r=8", "no reduction"))
+    assert [f"{100 * x:.1f}" for x in result.accuracy_a + result.accuracy_b] == ["36.1", "33.9", "38.9", "36.0"]
+    assert round(100 * result.difference, 1) == -2.4 and result.only_b_right == [200, 189]
+    assert [f"{p:.3g}" for p in result.mcnemar_p] == ["0.00431", "0.0216"]  # as the lesson printed them
+    assert result.interval_images_only[1] < 0 and _old_interval(a_rows, b_rows, labels)[1] < 0
+    assert result.inconclusive and "at least 3 seeds per model, this comparison has 2" in result.verdict
+    assert "no reduction is more accurate" not in str(result)
+
+
+def test_a_clear_winner_over_three_seeds():
+    rng = np.random.default_rng(4)
+    labels = np.arange(2000) % 10
+    a_rows, b_rows = _runs(labels, [0.62, 0.60, 0.63], rng), _runs(labels, [0.52, 0.54, 0.53], rng)
+    result = compare_models(a_rows, b_rows, labels, names=("widened", "naive"))
+    by_hand = np.mean([0.62 - 0.52, 0.60 - 0.54, 0.63 - 0.53])
+    assert result.difference == pytest.approx(by_hand) and result.n_seeds == 3
+    assert 0 < result.interval[0] < by_hand < result.interval[1]
+    assert not result.inconclusive
+    assert result.verdict.startswith(f"widened is more accurate than naive by {100 * by_hand:.1f} points")
+    # the same runs, two seeds only: the numbers are reported, the verdict waits for a third seed
+    two = compare_models(a_rows[:2], b_rows[:2], labels, names=("widened", "naive"))
+    assert two.interval[0] > 0 and two.inconclusive and "at least 3 seeds" in two.verdict
+    assert "seed 1: " in str(two) and "widened  accuracy 61.0%" in str(two)
+
+
+def test_every_seed_counts_not_seed_0_alone():
+    """Seed 0 puts A ten points ahead; seeds 1 and 2 put B one point ahead. Seed 0 alone would name A."""
+    rng = np.random.default_rng(5)
+    labels = np.arange(3000) % 10
+    a_rows, b_rows = _runs(labels, [0.60, 0.49, 0.51], rng), _runs(labels, [0.50, 0.50, 0.52], rng)
+    result = compare_models(a_rows, b_rows, labels)
+    seed_0_alone = compare_models(a_rows[0], b_rows[0], labels)
+    assert seed_0_alone.interval[0] > 0.05  # the first seed on its own: a clear lead
+    assert result.accuracy_a == pytest.approx([0.60, 0.49, 0.51])
+    assert result.accuracy_b == pytest.approx([0.50, 0.50, 0.52])
+    assert result.difference == pytest.approx((0.10 - 0.01 - 0.01) / 3)
+    assert result.interval[0] < 0 < result.interval[1] and result.interval[1] > 0.09  # reaches seed 0's +10
+    assert result.inconclusive and "seeds disagree" in result.verdict
+    assert len(result.mcnemar_p) == 3 and result.mcnemar_p[2] == mcnemar_exact(result.only_a_right[2],
+                                                                                result.only_b_right[2])
+    reordered = compare_models(a_rows[::-1], b_rows[::-1], labels)  # which seed comes first does not matter
+    assert reordered.difference == pytest.approx(result.difference)
+    assert reordered.interval == pytest.approx(result.interval, abs=0.01)
+
+
+def test_interval_width_matches_the_variance_of_a_two_way_bootstrap():
+    """For the mean over resampled seeds s and images i of D[s, i] = r_s + c_i + e_si (row effect, column
+    effect, interaction), the bootstrap variance is var(r)/S + var(c)/N + mean(e^2)/(S N) (population
+    variances): the two draws are independent and each centred term averages over its own draw."""
+    rng = np.random.default_rng(1)
+    n_seeds, n = 8, 3000
+    labels = np.arange(n) % 10
+    a_rows = _runs(labels, 0.60 + 0.03 * rng.standard_normal(n_seeds), rng)
+    b_rows = _runs(labels, 0.55 + 0.03 * rng.standard_normal(n_seeds), rng)
+    d = (np.array(a_rows) == labels).astype(float) - (np.array(b_rows) == labels)
+    rows, columns = d.mean(1), d.mean(0)
+    interaction = d - rows[:, None] - columns[None, :] + d.mean()
+    variance = rows.var() / n_seeds + columns.var() / n + (interaction ** 2).mean() / (n_seeds * n)
+    result = compare_models(a_rows, b_rows, labels)
+    for (low, high), sd in ((result.interval, math.sqrt(variance)),
+                            (result.interval_images_only, math.sqrt(columns.var() / n))):
+        assert (high - low) / 2 == pytest.approx(1.96 * sd, rel=0.08)
+
+
+def test_the_same_seed_gives_the_same_interval():
+    rng = np.random.default_rng(6)
+    labels = np.arange(1000) % 10
+    a_rows, b_rows = _runs(labels, [0.5, 0.55, 0.52], rng), _runs(labels, [0.48, 0.5, 0.5], rng)
+    first, again = compare_models(a_rows, b_rows, labels, seed=7), compare_models(a_rows, b_rows, labels, seed=7)
+    other = compare_models(a_rows, b_rows, labels, seed=8)
+    assert first.interval == again.interval and first.interval_images_only == again.interval_images_only
+    assert first.interval != other.interval and first.interval == pytest.approx(other.interval, abs=0.01)
+    assert str(first) == str(again)
+
+
+def test_bad_input_is_refused_clearly():
     labels = np.zeros(10, dtype=int)
     with pytest.raises(ValueError, match=r"one prediction per test label \(10\)"):
         compare_models(np.zeros(9), np.zeros(10), labels)
-    with pytest.raises(ValueError, match="seeds"):
+    with pytest.raises(ValueError, match=r"predictions_a has 2 seeds but predictions_b has 1.*same seed"):
         compare_models([np.zeros(10), np.zeros(10)], np.zeros(10), labels)
+    with pytest.raises(ValueError, match="at least 2 test labels"):
+        compare_models(np.zeros(1), np.zeros(1), np.zeros(1))
+    with pytest.raises(ValueError, match=r"one such row per seed; got shape \(2, 5, 2\)"):
+        compare_models(np.zeros((2, 5, 2)), np.zeros((2, 10)), labels)

@@ -3,11 +3,12 @@
 Modules by topic: ``models`` (the GoogLeNet family), ``cost`` (parameters, multiply-adds,
 time), ``data`` (CIFAR-10, the device loader), ``train`` (the training loop), ``stats`` (paired
 comparisons of two models), ``explain`` (class activation maps, gradient norms), ``plots``,
-``widgets``, ``progress`` (progress bars); ``config`` reads smoke mode and the repository path.
+``widgets``, ``progress`` (progress bars); ``config`` reads smoke mode and the repository path, and
+holds :class:`RunTimer`, the run-time line at the end of a lesson.
 """
-from .config import REPO_ROOT, SMOKE, pick
+from .config import REPO_ROOT, SMOKE, RunTimer, pick
 
-__all__ = ["REPO_ROOT", "SMOKE", "pick", "environment"]
+__all__ = ["REPO_ROOT", "SMOKE", "RunTimer", "pick", "environment"]
 
 
 def environment():

@@ -1,4 +1,5 @@
-"""What a layer or a network costs: parameters, multiply-adds, and measured time.
+"""What a layer or a network costs: parameters, multiply-adds, and measured time; and its geometry
+(output sizes and receptive fields).
 
 Two ways to count, which the tests hold equal:
 
@@ -32,6 +33,30 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1, ceil_mo
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
     return max(out, 0)
+
+
+def receptive_field(layers, jump=False):
+    """Receptive field after each layer of a stack: how many input pixels one output value sees.
+
+    ``layers``: one ``(kernel, stride)`` or ``(kernel, stride, dilation)`` per layer, first layer
+    first (a pooling layer counts like a convolution of its window). Each layer widens the field by
+    ``(kernel - 1) * dilation * jump``, where the jump, the product of the strides so far, is the
+    distance in input pixels between neighbouring values of its input. Padding changes neither.
+
+    Returns one field per layer: ``receptive_field([(3, 1), (3, 1)]) == [3, 5]``. With
+    ``jump=True``, one ``(field, jump)`` pair per layer instead: the jump after the last layer is
+    how far apart neighbouring output values look, in input pixels.
+    """
+    field, step, result = 1, 1, []
+    for layer in layers:
+        if len(layer) not in (2, 3) or not all(isinstance(v, int) and v >= 1 for v in layer):
+            raise ValueError(f"each layer must be (kernel, stride) or (kernel, stride, dilation), positive whole "
+                             f"numbers; got {layer!r}. A 2x2 pool with stride 2 is (2, 2).")
+        kernel, stride, dilation = (*layer, 1)[:3]
+        field += (kernel - 1) * dilation * step
+        step *= stride
+        result.append((field, step) if jump else field)
+    return result
 
 
 def _check_groups(in_channels, out_channels, groups):

@@ -10,6 +10,7 @@ Szegedy et al., "Going Deeper with Convolutions", CVPR 2015 (arXiv:1409.4842).
 * :class:`GoogLeNet`    - the 22-layer network of Table 1
 * :class:`SmallInceptionNet` - a narrow CIFAR network a 2-core CPU can train in minutes
 * :func:`from_torchvision` - load ``torchvision.models.googlenet`` weights into our model
+* :func:`pretrained_googlenet` - torchvision's ImageNet weights in our model (None offline)
 
 ``GoogLeNet()`` with no arguments is faithful to the paper: Table 1's channels, true 5x5
 convolutions, convolution biases, no batch norm, local response normalisation in the stem,
@@ -433,6 +434,50 @@ def from_torchvision(state_dict, transform_input=False):
                       torchvision_layout=True, transform_input=transform_input)
     model.load_state_dict(state_dict)
     return model
+
+
+def pretrained_googlenet(timeout=3.0):
+    """torchvision's ImageNet weights for GoogLeNet in our :class:`GoogLeNet` code, or None offline.
+
+    The weights come from torch.hub's cache (``torch.hub.get_dir()/checkpoints``) or are downloaded
+    once (about 50 MB). When they are not cached, a connection check of ``timeout`` seconds comes
+    first, so an offline machine does not wait for a download to time out: it prints one line
+    starting "Skipped:" with the reason, and the function returns None.
+
+    Returns the model in eval mode, built with :func:`from_torchvision` and ``transform_input=True``
+    (the input normalisation these weights expect), without the auxiliary heads (torchvision's own
+    warning: they are "NOT pretrained"). Class names and preprocessing:
+    ``torchvision.models.GoogLeNet_Weights.DEFAULT.meta["categories"]`` and ``.transforms()``.
+
+    These are not the paper's weights, nor its network: torchvision did not train them; they were
+    ported from TensorFlow's (tf-slim) Inception v1 (pytorch/vision#821, #2634, #4848), a network
+    with batch norm after every convolution, a 3x3 convolution in the "5x5" branch, and no LRN.
+    """
+    import pathlib
+    import socket
+
+    import torchvision
+
+    weights = torchvision.models.GoogLeNet_Weights.DEFAULT
+    cached = pathlib.Path(torch.hub.get_dir()) / "checkpoints" / pathlib.Path(weights.url).name
+    reason = None
+    if not cached.exists():
+        try:
+            socket.create_connection(("download.pytorch.org", 443), timeout=timeout).close()
+        except OSError as error:
+            reason = f"no connection to download.pytorch.org ({type(error).__name__}: {error})"
+    if reason is None:
+        try:
+            state = torch.hub.load_state_dict_from_url(weights.url, progress=False, check_hash=True,
+                                                       weights_only=True)
+        except Exception as error:  # a failed download, or a damaged file in the cache
+            reason = f"reading or downloading {pathlib.Path(weights.url).name} failed ({type(error).__name__}: {error})"
+    if reason is not None:
+        print(f"Skipped: no pretrained GoogLeNet weights, {reason}. This part needs the internet once, e.g. on "
+              f"Colab: about 50 MB from download.pytorch.org, then cached in {cached.parent}.")
+        return None
+    state = {key: value for key, value in state.items() if not key.startswith(("aux1.", "aux2."))}
+    return from_torchvision(state, transform_input=True).eval()
 
 
 class SmallInceptionNet(nn.Module):

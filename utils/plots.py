@@ -1,6 +1,6 @@
 """Figures that more than one lesson draws: training curves, image grids, feature maps,
 filters, confusion matrices, cost bars and class activation maps. Each function returns the
-matplotlib Figure.
+matplotlib Figure. :func:`show_table` displays a Markdown table, :func:`show_diagram` an SVG.
 
 :func:`use_course_style` sets the one figure style of the course (resolution and font sizes
 readable on a projector); ``utils.environment()`` calls it in every notebook's setup cell.
@@ -36,6 +36,29 @@ def show_diagram(name):
         names = sorted(p.name for p in path.parent.glob("*.svg"))
         raise FileNotFoundError(f"no diagram {path}; the diagrams are: {names}")
     display(SVG(filename=str(path)))
+
+
+def markdown_table(header, rows):
+    """A Markdown table (columns right-aligned, for numbers) as text; a ``|`` inside a cell is escaped."""
+    def line(cells):
+        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+    rows = [list(row) for row in rows]
+    for number, row in enumerate(rows):
+        if len(row) != len(header):
+            raise ValueError(f"row {number} has {len(row)} cells but the header has {len(header)}: {row!r}. "
+                             "Give every row one cell per column (an empty string for an empty cell).")
+    return "\n".join([line(header), "|" + "---:|" * len(header)] + [line(row) for row in rows])
+
+
+def show_table(header, rows):
+    """Display ``rows`` (lists of cells, one per column of ``header``) as a Markdown table in the notebook.
+
+    No pandas needed; the table renders locally, on GitHub, on Colab and in the course website.
+    """
+    from IPython.display import Markdown, display
+
+    display(Markdown(markdown_table(header, rows)))
 
 
 def use_course_style():

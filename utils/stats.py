@@ -1,22 +1,28 @@
-"""Honest comparisons of two classifiers on the same test images.
+"""Honest comparisons of two classifiers on the same test images, over several training seeds.
 
-Two models evaluated on the same test set make *paired* predictions: for every image we know
-whether A was right and whether B was right. :func:`compare_models` uses that pairing:
+Two things make a measured accuracy difference noisy:
 
-* the accuracy difference A - B with a 95% interval from a paired bootstrap over test images
-  (``scipy.stats.bootstrap`` on each image's score difference: resampling images keeps each
-  image's two answers together);
-* McNemar's exact test on the images where the two disagree (``scipy.stats.binomtest``: if the
-  models were equally good, each disagreement would be a coin flip);
-* with several seeds per model, each seed's accuracy and the spread across seeds.
+* **test-set noise**: another 2,000 test images would give other accuracies;
+* **training noise**: the same network trained with another seed (other initial weights, another
+  order of batches) lands a few points higher or lower.
 
-The verdict says "inconclusive" whenever the interval covers zero, or the seeds disagree on
-which model is better.
+:func:`compare_models` sees both. Its 95% interval of the accuracy difference A - B comes from a
+two-level bootstrap: each resample draws seeds with replacement (training noise), then test images
+with replacement (test-set noise), and averages the drawn seeds' score differences on the drawn
+images. It also reports McNemar's exact test per seed (``scipy.stats.binomtest`` on the images
+where the two disagree) and the spread of the accuracies across seeds.
+
+The verdict names a winner only with at least :data:`MIN_SEEDS` seeds per model, an interval that
+excludes zero, and seeds that agree on the sign; otherwise it says "inconclusive" and why.
 """
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+
+#: Fewest seeds per model from which :func:`compare_models` draws a verdict: with two, the spread of
+#: training runs rests on one difference, and a bootstrap over two seeds cannot see it.
+MIN_SEEDS = 3
 
 
 def _as_seed_matrix(predictions, n, name):
@@ -31,6 +37,31 @@ def _as_seed_matrix(predictions, n, name):
     return array
 
 
+def two_level_bootstrap(differences, confidence=0.95, n_resamples=10_000, seed=0):
+    """Percentile intervals of the mean of ``differences`` (seeds x images), from one set of resamples.
+
+    Returns ``(interval, images_only)``. ``interval`` resamples seeds with replacement, then test
+    images: training and test-set noise. Every seed answered the same images, so one draw of images
+    serves all the drawn seeds (seeds and images are crossed, not nested: the "pigeonhole
+    bootstrap", Owen 2007, Ann. Appl. Stat. 1(2), which errs on the wide side). ``images_only``
+    keeps every seed once and resamples images alone: test-set noise only.
+    """
+    differences = np.asarray(differences, dtype=np.int8)
+    n_seeds, n_images = differences.shape
+    rng = np.random.default_rng(seed)
+    both, images_only = np.empty(n_resamples), np.empty(n_resamples)
+    chunk = max(1, 5_000_000 // n_images)  # resamples drawn at once: about 40 MB of image indices
+    for start in range(0, n_resamples, chunk):
+        k = min(chunk, n_resamples - start)
+        images = rng.integers(0, n_images, size=(k, n_images))
+        per_seed = np.stack([row.take(images).sum(axis=1, dtype=np.int64) for row in differences], axis=1) / n_images
+        seeds = rng.integers(0, n_seeds, size=(k, n_seeds))
+        both[start:start + k] = np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1)
+        images_only[start:start + k] = per_seed.mean(axis=1)
+    tail = 100 * (1 - confidence) / 2
+    return tuple(tuple(float(x) for x in np.percentile(means, [tail, 100 - tail])) for means in (both, images_only))
+
+
 @dataclass
 class Comparison:
     """What :func:`compare_models` found. Accuracies and differences are fractions (0.01 = 1 point)."""
@@ -40,7 +71,8 @@ class Comparison:
     accuracy_a: list          # one per seed
     accuracy_b: list
     difference: float         # mean accuracy A - B, over seeds
-    interval: tuple           # 95% paired-bootstrap interval of the difference (over test images)
+    interval: tuple           # 95% interval of the difference: seeds and test images resampled
+    interval_images_only: tuple  # the same with the seeds held fixed: test-set noise alone
     only_a_right: list        # per seed: images A got right and B wrong
     only_b_right: list
     mcnemar_p: list           # per seed: McNemar's exact two-sided p-value
@@ -54,38 +86,57 @@ class Comparison:
     def seed_differences(self):
         return [a - b for a, b in zip(self.accuracy_a, self.accuracy_b)]
 
+    def reasons(self):
+        """Why no winner can be named (an empty list when one can)."""
+        low, high = self.interval
+        why = []
+        if self.n_seeds < MIN_SEEDS:
+            why.append(f"a verdict needs at least {MIN_SEEDS} seeds per model, this comparison has {self.n_seeds} "
+                       "(train more seeds of both)")
+        if low <= 0 <= high:
+            why.append(f"the {self.confidence:.0%} interval [{100 * low:+.1f}, {100 * high:+.1f}] points covers zero")
+        if len({np.sign(d) for d in self.seed_differences}) > 1:
+            why.append("the seeds disagree on which model is better")
+        return why
+
     @property
     def inconclusive(self):
-        """True when the interval covers zero or the seeds disagree on the sign of the difference."""
-        low, high = self.interval
-        signs = {np.sign(d) for d in self.seed_differences}
-        return low <= 0 <= high or len(signs) > 1
+        """True unless there are >= MIN_SEEDS seeds, the interval excludes zero and every seed agrees on the sign."""
+        return bool(self.reasons())
 
     @property
     def verdict(self):
         a, b = self.names
         if self.inconclusive:
-            low, high = self.interval
-            why = (f"the {self.confidence:.0%} interval [{100 * low:+.1f}, {100 * high:+.1f}] points covers zero"
-                   if low <= 0 <= high else "the seeds disagree on the sign")
-            return f"inconclusive: {why}; this test set cannot tell {a} and {b} apart"
+            return f"inconclusive: {'; '.join(self.reasons())}. These runs cannot tell {a} and {b} apart."
         better, worse = (a, b) if self.difference > 0 else (b, a)
         return (f"{better} is more accurate than {worse} by {100 * abs(self.difference):.1f} points "
-                f"({self.confidence:.0%} interval of A - B: [{100 * self.interval[0]:+.1f}, "
+                f"({self.confidence:.0%} interval of A - B over seeds and images: [{100 * self.interval[0]:+.1f}, "
                 f"{100 * self.interval[1]:+.1f}])")
 
     def report(self):
-        """A few readable lines: accuracies, the difference with its interval, McNemar, the verdict."""
+        """A few readable lines: accuracies per seed, the difference with both intervals, McNemar, the verdict."""
         a, b = self.names
         width = max(len(a), len(b))
-        lines = [f"paired comparison on {self.n_images:,} test images"
-                 + (f", {self.n_seeds} seeds per model" if self.n_seeds > 1 else ", one seed per model")]
+        seeds = (f"{self.n_seeds} seeds per model (seed i of {a} paired with seed i of {b})" if self.n_seeds > 1
+                 else "one seed per model")
+        lines = [f"paired comparison on {self.n_images:,} test images, {seeds}"]
         for name, accs in ((a, self.accuracy_a), (b, self.accuracy_b)):
             spread = (f"  (seeds: {', '.join(f'{100 * x:.1f}' for x in accs)}; sd {100 * np.std(accs, ddof=1):.1f})"
                       if len(accs) > 1 else "")
             lines.append(f"  {name:<{width}}  accuracy {100 * np.mean(accs):.1f}%{spread}")
-        lines.append(f"  difference {a} - {b}: {100 * self.difference:+.1f} points, {self.confidence:.0%} interval "
-                     f"[{100 * self.interval[0]:+.1f}, {100 * self.interval[1]:+.1f}] (paired bootstrap over images)")
+        per_seed = (f" (per seed: {', '.join(f'{100 * d:+.1f}' for d in self.seed_differences)})"
+                    if self.n_seeds > 1 else "")
+        lines.append(f"  difference {a} - {b}: {100 * self.difference:+.1f} points{per_seed}")
+        level = f"{self.confidence:.0%}"
+        (low, high), (img_low, img_high) = self.interval, self.interval_images_only
+        lines.append(f"    {level} interval [{100 * low:+.1f}, {100 * high:+.1f}] resampling seeds and test images "
+                     "(training and test-set noise)" if self.n_seeds > 1 else
+                     f"    {level} interval [{100 * low:+.1f}, {100 * high:+.1f}] resampling test images; one seed "
+                     "cannot show training noise")
+        if self.n_seeds > 1:
+            lines.append(f"    {level} interval [{100 * img_low:+.1f}, {100 * img_high:+.1f}] resampling test images "
+                         "only (test-set noise alone, for comparison)")
         for seed, (n_a, n_b, p) in enumerate(zip(self.only_a_right, self.only_b_right, self.mcnemar_p)):
             label = f"seed {seed}: " if self.n_seeds > 1 else ""
             lines.append(f"  McNemar {label}{n_a} images only {a} got right, {n_b} only {b}; exact p = {p:.3g}")
@@ -104,14 +155,21 @@ def mcnemar_exact(only_a_right, only_b_right):
 
 def compare_models(predictions_a, predictions_b, labels, names=("A", "B"), confidence=0.95, n_resamples=10_000,
                    seed=0):
-    """Compare two classifiers' predictions on the same test images, paired.
+    """Compare two classifiers on the same test images, paired, over one or more training seeds.
 
     Args:
         predictions_a, predictions_b: predicted class per test image (length N), or a list of such
-            arrays, one per seed (seed i of A is paired with seed i of B).
+            arrays, one per training seed. Seed i of A is paired with seed i of B: train both with the
+            same seed, so that they share what a seed decides (data order, the initial weights of
+            shared parts). Resampling those pairs is right whether or not the pairing made the two
+            runs alike: pairs of independent runs are still independent pairs, and when the shared seed
+            does make them alike, the interval is narrower because of it, as it should be.
         labels: the true class per test image (length N), in the same order.
         names: what to call A and B in the report.
-    Returns a :class:`Comparison`; ``print()`` it for the report, or read ``.verdict``.
+        seed: seeds the bootstrap; the same seed gives the same interval.
+    Returns a :class:`Comparison`; ``print()`` it for the report, or read ``.verdict``, ``.interval``,
+    ``.inconclusive``. With fewer than :data:`MIN_SEEDS` seeds it reports the numbers and says
+    "inconclusive".
     """
     labels = np.asarray(labels).ravel()
     n = len(labels)
@@ -120,17 +178,14 @@ def compare_models(predictions_a, predictions_b, labels, names=("A", "B"), confi
     a = _as_seed_matrix(predictions_a, n, "predictions_a") == labels
     b = _as_seed_matrix(predictions_b, n, "predictions_b") == labels
     if len(a) != len(b):
-        raise ValueError(f"predictions_a has {len(a)} seeds but predictions_b has {len(b)}: pair them seed by seed.")
-    per_image = a.mean(0) - b.mean(0)  # each image's score difference, averaged over seeds
-    if np.all(per_image == per_image[0]):
-        interval = (float(per_image[0]), float(per_image[0]))  # no variation to resample
-    else:
-        result = stats.bootstrap((per_image,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                                 method="percentile", rng=np.random.default_rng(seed))
-        interval = (float(result.confidence_interval.low), float(result.confidence_interval.high))
+        raise ValueError(f"predictions_a has {len(a)} seeds but predictions_b has {len(b)}: pass one row per seed "
+                         "for each model, seed i of A trained with the same seed as seed i of B.")
+    differences = a.astype(np.int8) - b   # (seeds, images): +1 only A right, -1 only B right, 0 both or neither
+    interval, images_only = two_level_bootstrap(differences, confidence, n_resamples, seed)
     only_a = [int((sa & ~sb).sum()) for sa, sb in zip(a, b)]
     only_b = [int((~sa & sb).sum()) for sa, sb in zip(a, b)]
     return Comparison(
         names=tuple(names), n_images=n, accuracy_a=a.mean(1).tolist(), accuracy_b=b.mean(1).tolist(),
-        difference=float(per_image.mean()), interval=interval, only_a_right=only_a, only_b_right=only_b,
-        mcnemar_p=[mcnemar_exact(x, y) for x, y in zip(only_a, only_b)], confidence=confidence)
+        difference=float(differences.mean()), interval=interval, interval_images_only=images_only,
+        only_a_right=only_a, only_b_right=only_b, mcnemar_p=[mcnemar_exact(x, y) for x, y in zip(only_a, only_b)],
+        confidence=confidence)
