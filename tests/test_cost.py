@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from utils import cost
 from utils.cost import (
     PAPER_TABLE1,
     compare_latency,
@@ -162,3 +163,55 @@ def test_receptive_field_refuses_a_malformed_layer():
         receptive_field([(3,)])
     with pytest.raises(ValueError, match="positive whole numbers"):
         receptive_field([(3, 0)])
+
+
+def test_saved_activations_counted_by_hand():
+    """conv keeps its input (5x3x8x8 floats); ReLU keeps its output (5x8x8x8); the linear layer keeps its input,
+    a flattened view of that same output (counted once); weights are not activations."""
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 10))
+    assert cost.saved_activation_bytes(net, batch_size=5, image_size=8) == 4 * (5 * 3 * 8 * 8 + 5 * 8 * 8 * 8)
+    assert cost.saved_activation_bytes(net, batch_size=5, image_size=8, precision="fp16") == 2 * (
+        5 * 3 * 8 * 8 + 5 * 8 * 8 * 8)
+
+
+def test_saved_activations_match_what_the_allocator_keeps_after_a_real_forward_pass():
+    """An independent count: PyTorch's profiler adds up every CPU allocation and release of a real
+    training-mode forward pass; what is still allocated afterwards is the output plus what autograd keeps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    model = GoogLeNet(num_classes=10, stem="cifar", width=0.25, batch_norm=True).train()
+    images = torch.randn(4, 3, 32, 32)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        outputs = model(images)
+    outputs_bytes = sum(o.numel() * o.element_size() for o in outputs)
+    kept = sum(event.self_cpu_memory_usage for event in profiler.events()) - outputs_bytes
+    estimate = cost.saved_activation_bytes(model, batch_size=4)
+    assert estimate > 10 * 2**20
+    assert abs(estimate - kept) <= 0.01 * kept, (estimate, kept)
+    eight, twelve = (cost.saved_activation_bytes(model, batch_size=n) for n in (8, 12))
+    assert twelve - eight == eight - estimate > 0.9 * estimate  # per image, plus batch norm's few statistics
+
+
+def test_training_step_memory_adds_weights_gradients_and_optimizer_state():
+    model = GoogLeNet(num_classes=10, stem="cifar", width=0.25, batch_norm=True)
+    n = sum(p.numel() for p in model.parameters())
+    fp32 = cost.training_step_memory(model, batch_size=16)
+    assert (fp32["weights"], fp32["gradients"], fp32["optimizer"], fp32["half_weights"]) == (4 * n, 4 * n, 4 * n, 0)
+    assert fp32["total"] == sum(v for k, v in fp32.items() if k != "total")
+    fp16 = cost.training_step_memory(model, batch_size=16, precision="fp16", optimizer_copies=2)
+    assert fp16["optimizer"] == 8 * n and fp16["half_weights"] == 2 * n
+    assert fp32["activations"] / 2 < fp16["activations"] < fp32["activations"]  # max-pool indices stay int64
+
+
+def test_largest_batch_that_fits_a_t4_and_a_big_gpu():
+    model = GoogLeNet(num_classes=10, stem="cifar", width=1.0, batch_norm=True)
+    need = {size: cost.training_step_memory(model, size, precision="fp16")["total"] for size in (256, 512)}
+    t4 = 15e9  # a T4's 15 GB
+    assert need[256] <= 0.8 * t4 < need[512]  # so the pick below is a real decision, not a default
+    picked, rows = cost.largest_batch_that_fits(model, t4, precision="fp16")
+    assert picked == 256 and [r["batch_size"] for r in rows] == [32, 64, 128, 256, 512]
+    assert [r["fits"] for r in rows] == [True, True, True, True, False] and rows[-1]["bytes"] == need[512]
+    assert cost.largest_batch_that_fits(model, 80e9, precision="fp16")[0] == 512
+    with pytest.raises(ValueError, match=r"even a batch of 32 needs about .* GB.*lower precision"):
+        cost.largest_batch_that_fits(model, 1e9)

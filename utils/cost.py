@@ -1,5 +1,5 @@
-"""What a layer or a network costs: parameters, multiply-adds, and measured time; and its geometry
-(output sizes and receptive fields).
+"""What a layer or a network costs: parameters, multiply-adds, measured time, and the memory of a
+training step (estimated without a GPU); and its geometry (output sizes and receptive fields).
 
 Two ways to count, which the tests hold equal:
 
@@ -10,6 +10,7 @@ Two ways to count, which the tests hold equal:
   which counts the FLOPs of every matmul and convolution PyTorch executes (1 multiply-add =
   2 FLOPs; bias additions, ReLU and pooling are not counted, as in the paper's "ops").
 """
+import copy
 import logging
 import math
 
@@ -239,3 +240,78 @@ def googlenet_table(model, image_size=None, weights_only=False):
             paper_params_K=paper[0], paper_ops_M=paper[1],
         ))
     return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory: what one training step holds, estimated without a GPU.
+
+#: The floating-point type a precision stores activations in ("fp16" and "bf16" under autocast).
+PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def saved_activation_bytes(model, batch_size, image_size=32, precision="fp32"):
+    """Bytes that autograd keeps for the backward pass after one training-mode forward pass of ``model``.
+
+    Counted on PyTorch's meta device, which knows every tensor's shape and type but stores no data, so
+    a batch of any size is counted in a fraction of a second on a CPU. A saved-tensor hook
+    (``torch.autograd.graph.saved_tensors_hooks``) sees each tensor that a layer keeps for its backward
+    pass (a convolution's input, a batch norm's input and statistics, a max pool's indices); each is
+    counted once, however many layers keep it, and the weights are left out (they are counted as
+    weights). For "fp16" and "bf16" the model runs in that type, as its convolutions do under autocast.
+    """
+    meta = copy.deepcopy(model).to(device="meta", dtype=PRECISION_DTYPES[precision]).train()
+    weights = {id(p) for p in meta.parameters()}
+    kept = {}
+
+    def pack(tensor):
+        base = tensor if tensor._base is None else tensor._base  # a view is counted as the tensor it views
+        if id(tensor) not in weights and id(base) not in weights:
+            kept[id(base)] = base  # holding the tensor keeps its id from being reused
+        return tensor
+
+    images = torch.empty(batch_size, 3, image_size, image_size, device="meta", dtype=PRECISION_DTYPES[precision])
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        meta(images)
+    return sum(t.numel() * t.element_size() for t in kept.values())
+
+
+def training_step_memory(model, batch_size, image_size=32, precision="fp32", optimizer_copies=1):
+    """Estimated bytes one training step of ``model`` holds at once, part by part (a dict).
+
+    * ``weights``, ``gradients``: one float32 copy each; ``optimizer``: ``optimizer_copies`` more (SGD
+      with momentum keeps 1, Adam and AdamW 2);
+    * ``half_weights``: under fp16/bf16 autocast, the half-precision copy of the weights it makes;
+    * ``activations``: what the forward pass keeps for the backward pass (:func:`saved_activation_bytes`).
+
+    Left out, and so the reason to keep a margin: the backward pass's temporary buffers, the
+    convolution libraries' workspace and the allocator's rounding. ``torch.compile`` keeps fewer
+    activations than this eager count.
+    """
+    n = sum(p.numel() for p in model.parameters())
+    parts = {"weights": 4 * n, "gradients": 4 * n, "optimizer": 4 * n * optimizer_copies,
+             "half_weights": 2 * n if precision in ("fp16", "bf16") else 0,
+             "activations": saved_activation_bytes(model, batch_size, image_size, precision)}
+    return {**parts, "total": sum(parts.values())}
+
+
+def largest_batch_that_fits(model, free_bytes, candidates=(32, 64, 128, 256, 512), image_size=32, precision="fp32",
+                            margin=0.8):
+    """The largest batch size of ``candidates`` whose estimated step fits in ``margin`` x ``free_bytes``.
+
+    ``free_bytes`` is the memory the GPU has free (``torch.cuda.mem_get_info()[0]``); the other fifth
+    (``margin=0.8``) is kept for what :func:`training_step_memory` leaves out. Returns ``(batch_size,
+    rows)``, one row per candidate: ``{"batch_size", "bytes", "fits"}``. Raises ValueError, naming the
+    smallest step's need, when not even the smallest candidate fits.
+    """
+    if not 0 < margin <= 1:
+        raise ValueError(f"margin is the share of the free memory to plan for, between 0 and 1; got {margin}.")
+    rows = []
+    for size in sorted(candidates):
+        need = training_step_memory(model, size, image_size, precision)["total"]
+        rows.append({"batch_size": size, "bytes": need, "fits": need <= margin * free_bytes})
+    fitting = [row["batch_size"] for row in rows if row["fits"]]
+    if not fitting:
+        raise ValueError(f"even a batch of {rows[0]['batch_size']} needs about {rows[0]['bytes'] / 1e9:.1f} GB, more "
+                         f"than {margin:.0%} of the {free_bytes / 1e9:.1f} GB free: use a narrower model, a lower "
+                         "precision ('fp16' or 'bf16'), or free GPU memory (restart the runtime).")
+    return fitting[-1], rows
