@@ -61,6 +61,27 @@ def test_repository_path_is_written_in_one_place():
     assert badges.main(["--check"]) == 0
 
 
+def test_a_korean_lesson_gets_the_badge_of_its_own_path(tmp_path):
+    """notebooks/ko/NN_name.ipynb (the Korean edition) opens itself on Colab; glossary link and setup cell as in
+    every lesson."""
+    colab = "https://colab.research.google.com/github/old/name/blob/main/notebooks/01_x.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell(f"# 01 · 제목\n\n[![Open In Colab](https://colab.research.google.com/assets/"
+                                      f"colab-badge.svg)]({colab})\n\n"
+                                      "[용어집](https://github.com/old/name/blob/main/README.md#glossary-용어집)"),
+        nbformat.v4.new_code_cell("# an old setup cell")])
+    path = tmp_path / "notebooks" / "ko" / "01_x.ipynb"
+    path.parent.mkdir(parents=True)
+    nbformat.write(nb, path)
+    assert badges.notebook_name(path) == "ko/01_x.ipynb"
+    assert badges.notebook_name(tmp_path / "notebooks" / "01_x.ipynb") == "01_x.ipynb"
+    cells = json.loads(badges.rewrite(path, "new/place", "main"))["cells"]
+    first = "".join(cells[0]["source"])
+    assert "(https://colab.research.google.com/github/new/place/blob/main/notebooks/ko/01_x.ipynb)" in first
+    assert badges.glossary_url("new/place", "main") in first and "old/name" not in first
+    assert "".join(cells[1]["source"]) == badges.setup_cell("new/place")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_committed_notebook_form(path):
     """Committed executed in one top-to-bottom run, no errors, small, with badge, setup, exercises."""
