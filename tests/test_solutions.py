@@ -27,6 +27,17 @@ def test_the_check_catches_a_number_or_a_boolean_the_text_does_not_state():
     check("a measurement", text, "history = fit(model)\nprint(0.4321)", "0.4321\n")  # exempt: trains a network
 
 
+def test_the_check_reads_korean_text():
+    """The Korean lessons' solutions are checked against their Korean text: numbers after a space, and
+    True or False followed by a particle, are read; a number glued to Hangul is not (STYLE.md rule 9)."""
+    check("ko", "가중치는 총 7,884개이고, 검사 결과는 True입니다.", "print(7884, True)", "7884 True\n")
+    check("ko", "답은 9.68배이며 False를 출력합니다.", "print(9.68, False)", "9.68 False\n")
+    with pytest.raises(AssertionError, match=r"\[7884.0\]"):
+        check("ko", "가중치는 총7,884개입니다.", "print(7884)", "7884\n")
+    with pytest.raises(AssertionError, match=r"\['False'\]"):
+        check("ko", "검사 결과는 True입니다.", "print(False)", "False\n")
+
+
 def test_a_solution_runs_in_its_lessons_kernel_and_a_wrong_one_fails(tmp_path):
     """conftest.py appends the solutions to nbval's run of the lesson: a solution whose text is wrong fails."""
     import os
