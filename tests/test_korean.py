@@ -309,3 +309,61 @@ def test_the_worked_example_keeps_the_structure_and_the_fixed_labels():
     for label in ("학습 목표", "사전 지식", "실행 시간", "실행 전에 예측해 보기", "연습 문제", "풀이", "요약",
                   "더 읽을거리", "발표자 노트", "03강", "4절"):
         assert label in said
+
+
+# The committed catalogs: always checked.
+
+def test_every_lesson_has_its_catalog():
+    """locale/ko/LC_MESSAGES/NN_name.po for each lesson and no other, each a Korean gettext catalog."""
+    folder = REPO_ROOT / "locale" / "ko" / "LC_MESSAGES"
+    assert sorted(p.name for p in folder.glob("*.po")) == sorted(f"{p.stem}.po" for p in LESSONS), \
+        "run `python -m utils.translate extract`"
+    for lesson in LESSONS:
+        catalog = translate.read_catalog(translate.catalog_path(lesson))
+        assert str(catalog.locale) == "ko" and len(catalog) > 20 and not catalog.fuzzy
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_translated_cells_keep_the_english_structure(lesson):
+    """Every translation in a catalog (not fuzzy) keeps its English cell's headings, math, code, links, <details>
+    blocks and numbers. Untranslated cells pass; the completeness tests below catch them."""
+    catalog = translate.read_catalog(translate.catalog_path(lesson))
+    problems = [f"{translate.excerpt(m.id)}: {problem}" for m in list(catalog)[1:] if m.string and not m.fuzzy
+                for problem in translate.structure_problems(m.id, m.string)]
+    assert not problems, "\n".join(problems)
+
+
+# The committed Korean lessons: dormant until notebooks/ko/ exists.
+
+@dormant
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_every_markdown_cell_is_translated(lesson):
+    """Every Markdown cell of the English lesson has a translation in the catalog: none missing, empty, fuzzy or
+    out of step with the English, each keeping its cell's structure."""
+    problems = translate.catalog_problems(lesson)
+    assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems)
+
+
+@dormant
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_committed_korean_notebook_equals_a_fresh_build(lesson):
+    """notebooks/ko/NN_name.ipynb is what `python -m utils.translate build` makes: the English code cells and
+    outputs, byte for byte, and the catalog's Korean."""
+    problems = translate.notebook_problems(lesson)
+    assert not problems, "\n".join(problems)
+
+
+@dormant
+def test_readme_links_every_korean_lesson():
+    """The README's Korean guide (한국어 안내) links every Korean lesson."""
+    guide = (REPO_ROOT / "README.md").read_text().split("## 한국어 안내", 1)[1].split("\n## ", 1)[0]
+    missing = [f"notebooks/ko/{p.name}" for p in LESSONS if f"](notebooks/ko/{p.name})" not in guide]
+    assert not missing, f"link these in the README's 한국어 안내: {missing}"
+    korean = sorted(p.name for p in KOREAN_DIR.glob("*.ipynb"))
+    assert korean == [p.name for p in LESSONS], "notebooks/ko/ holds the Korean lessons and nothing else"
+
+
+def test_no_notebook_is_built_from_an_absent_lesson():
+    """A Korean notebook whose English lesson was renamed or removed would never be checked: none may exist."""
+    orphans = [p.name for p in KOREAN_DIR.glob("*.ipynb") if not (REPO_ROOT / "notebooks" / p.name).exists()]
+    assert not orphans, f"delete these Korean notebooks or restore their English lessons: {orphans}"
