@@ -171,3 +171,26 @@ def test_a_notebooks_cells_stay_in_one_process_under_xdist(tmp_path):
                             env={**os.environ, "PYTEST_ADDOPTS": ""})
     assert re.search(r"created: 2/2 workers", result.stdout), result.stdout[-3000:]  # it really ran in two processes
     assert result.returncode == 0 and re.search(r"\b16 passed\b", result.stdout), result.stdout[-3000:]
+
+
+def test_a_lessons_two_editions_run_in_one_process_one_after_the_other(tmp_path):
+    """A Korean lesson (notebooks/ko/) runs the English lesson's code and writes the same files (lesson 06's
+    checkpoints/), so conftest.py's scheduler sends it to the process of its English lesson. Two lessons in two
+    editions under the project's options: each lesson's eight cells ran in one process, and two processes ran."""
+    for folder in ("notebooks", "notebooks/ko"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        for name in ("01_first", "02_second"):
+            nb = nbformat.v4.new_notebook()
+            nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+            nb.cells = [nbformat.v4.new_code_cell(f"x{i} = {i}") for i in range(4)]
+            nbformat.write(nb, tmp_path / folder / f"{name}.ipynb")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "conftest", "-c",
+                             str(REPO_ROOT / "pyproject.toml"), "--rootdir", str(tmp_path), str(tmp_path)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTEST_ADDOPTS": ""})
+    assert result.returncode == 0 and re.search(r"\b16 passed\b", result.stdout), result.stdout[-3000:]
+    ran = re.findall(r"\[(gw\d)\] .*PASSED \S*notebooks/(?:ko/)?(\d\d)_\w+\W+ipynb::", result.stdout)
+    workers = {lesson: {worker for worker, number in ran if number == lesson} for lesson in ("01", "02")}
+    assert len(ran) == 16 and all(len(found) == 1 for found in workers.values()), result.stdout[-3000:]
+    assert re.search(r"created: 2/2 workers", result.stdout)
+
