@@ -13,6 +13,7 @@ from utils import badges
 from utils.config import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+KOREAN = sorted((REPO_ROOT / "notebooks" / "ko").glob("*.ipynb"))  # python -m utils.translate build
 
 
 def _write_notebook(path, cells):
@@ -82,9 +83,10 @@ def test_a_korean_lesson_gets_the_badge_of_its_own_path(tmp_path):
     assert "".join(cells[1]["source"]) == badges.setup_cell("new/place")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS + KOREAN, ids=[badges.notebook_name(p) for p in NOTEBOOKS + KOREAN])
 def test_committed_notebook_form(path):
-    """Committed executed in one top-to-bottom run, no errors, small, with badge, setup, exercises."""
+    """Committed executed in one top-to-bottom run, no errors, small, with badge, setup, exercises. A Korean lesson
+    (its outputs the English lesson's) has the badge of its own path and says where its code and outputs come from."""
     assert path.stat().st_size < 5 * 1024 * 1024
     nb = json.loads(path.read_text())
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
@@ -96,7 +98,11 @@ def test_committed_notebook_form(path):
     errors = [o for c in cells for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert not errors
     first = "".join(cells[0]["source"])
-    assert first.startswith(f"# {path.name[:2]} · ") and badges.colab_url(path.name) in first
+    assert first.startswith(f"# {path.name[:2]} · ") and badges.colab_url(badges.notebook_name(path)) in first
+    if path in KOREAN:
+        from utils.translate import FIRST_CELL_NOTE
+
+        assert FIRST_CELL_NOTE.format(name=path.name) in first, "run `python -m utils.translate build`"
     assert "REPOSITORY = " in "".join(code[0]["source"]) and "utils.environment()" in "".join(code[0]["source"])
     markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     assert markdown.count("<details>") >= 3, "3-5 exercises with worked solutions"

@@ -9,10 +9,12 @@ from solutions import check, solutions
 
 from utils.config import REPO_ROOT
 
-NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = (sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+             + sorted((REPO_ROOT / "notebooks" / "ko").glob("[0-9][0-9]_*.ipynb")))  # the Korean edition, where built
+IDS = [f"ko/{p.stem}" if p.parent.name == "ko" else p.stem for p in NOTEBOOKS]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_every_lesson_has_worked_solutions_with_code(path):
     assert solutions(nbformat.read(path, as_version=4)), f"{path.name} has no worked solution with code"
 
