@@ -236,8 +236,8 @@ STRUCTURE = [  # (English, Korean, the problem named)
     ("See [the paper](https://arxiv.org/abs/1409.4842).", "[논문](https://arxiv.org/abs/1409.4843)을 보십시오.",
      "links and images differ"),
     ("![diagram](images/a.svg)", "![도식](images/b.svg)", "links and images differ"),
-    ("Here $y = Wx$ holds.", "여기서는 $y = W x$가 성립합니다.", "math blocks differ"),
-    ("$$y = Wx$$", "$y = Wx$", "math blocks differ"),
+    ("Here $y = Wx$ holds.", "여기서는 $y = W x$가 성립합니다.", "math ($...$, $$...$$) differ"),
+    ("$$y = Wx$$", "$y = Wx$", "math ($...$, $$...$$) differ"),
     ("<details><summary>Solution</summary>\n\n4\n</details>", "**풀이**\n\n4", "HTML tags (<details> blocks) differ"),
     ("Code:\n\n```python\nprint(1)\n```", "코드:\n\n```python\nprint(2)\n```", "never translate code"),
 ]

@@ -248,7 +248,7 @@ def structure_problems(english, korean):
     if en["headings"] != ko["headings"] or english.startswith("#") != korean.startswith("#"):
         problems.append(f"headings differ: levels {en['headings']} in English, {ko['headings']} in Korean "
                         "(keep every heading, at its level, a cell's heading on its first line)")
-    problems += differences("math blocks", en["math"], ko["math"])
+    problems += differences("math ($...$, $$...$$)", en["math"], ko["math"])
     problems += differences("code spans and blocks (never translate code)", en["code"], ko["code"])
     problems += differences("links and images", en["links"], ko["links"])
     problems += differences("HTML tags (<details> blocks)", en["html"], ko["html"])
@@ -289,31 +289,31 @@ def catalog_problems(lesson):
     return problems
 
 
+def code_cells(notebook):
+    """(number, cell) of every cell that is not Markdown: what a translation never touches."""
+    return [(number, cell) for number, cell in enumerate(notebook.cells, start=1) if cell.cell_type != "markdown"]
+
+
 def notebook_problems(lesson):
     """How the committed Korean notebook differs from a fresh build, and its code from the English; [] if not."""
-    path = korean_path(lesson)
+    path, name = korean_path(lesson), f"notebooks/{LANGUAGE}/{lesson.name}"
     fix = f"run `{COMMANDS['build']} {lesson.stem[:2]}`"
-    if not path.exists():
-        return [f"notebooks/{LANGUAGE}/{lesson.name} does not exist: {fix}"]
-    if not catalog_path(lesson).exists():
-        return [f"notebooks/{LANGUAGE}/{lesson.name} cannot be built: {catalog_path(lesson).name} is missing"]
+    if not path.exists() or not catalog_path(lesson).exists():
+        return [f"{name} does not exist: {fix}" if not path.exists() else
+                f"{name} cannot be built: {catalog_path(lesson).name} is missing"]
     committed, fresh = nbformat.read(path, as_version=4), build(lesson)[0]
-    english = nbformat.read(lesson, as_version=4)
+    ours, english = code_cells(committed), code_cells(nbformat.read(lesson, as_version=4))
     problems = []
-    ours, theirs = ([(n, c) for n, c in enumerate(nb.cells, start=1) if c.cell_type != "markdown"]
-                    for nb in (committed, english))
-    if [c for _, c in ours] != [c for _, c in theirs]:
-        cells = [n for (n, a), (_, b) in zip(ours, theirs) if a != b] or "(a different number of them)"
-        problems.append(f"notebooks/{LANGUAGE}/{lesson.name}: code cells {cells} differ from the English ones "
+    changed = [number for (number, a), (_, b) in zip(ours, english) if a != b]
+    if changed or len(ours) != len(english):
+        problems.append(f"{name}: code cells {changed or '(their number)'} differ from the English ones "
                         f"(source, outputs or metadata): {fix}")
-    if len(committed.cells) != len(fresh.cells):
-        problems.append(f"notebooks/{LANGUAGE}/{lesson.name} has {len(committed.cells)} cells, a fresh build "
-                        f"{len(fresh.cells)}: {fix}")
-    else:
-        cells = [n for n, (a, b) in enumerate(zip(committed.cells, fresh.cells), start=1) if a != b]
-        if cells or committed.metadata != fresh.metadata:
-            problems.append(f"notebooks/{LANGUAGE}/{lesson.name} differs from a fresh build in cells {cells} "
-                            f"{'and its metadata ' if committed.metadata != fresh.metadata else ''}: {fix}")
+    differ = [number for number, (a, b) in enumerate(zip(committed.cells, fresh.cells), start=1) if a != b]
+    more = [what for what, same in (("its number of cells", len(committed.cells) == len(fresh.cells)),
+                                    ("its metadata", committed.metadata == fresh.metadata)) if not same]
+    if differ or more:
+        where = ", ".join([f"cells {differ}"] * bool(differ) + more)
+        problems.append(f"{name} differs from a fresh build in {where}: {fix}")
     return problems
 
 
