@@ -333,6 +333,16 @@ def test_translated_cells_keep_the_english_structure(lesson):
     assert not problems, "\n".join(problems)
 
 
+def test_readme_names_the_commands():
+    """The maintainer section "The Korean edition" gives the three commands, and the worked example's entry."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("### The Korean edition", 1)[1].split("\n## ", 1)[0]
+    for command in ("extract", "build", "check"):
+        assert f"python -m utils.translate {command}" in section
+    assert 'msgid "Speaker notes: lesson 03, section 4."\nmsgstr "발표자 노트: 03강 4절."' in section
+    assert LABELS["Speaker notes: lesson 03, section 4."] == "발표자 노트: 03강 4절."
+
+
 # The committed Korean lessons: dormant until notebooks/ko/ exists.
 
 @dormant
