@@ -16,6 +16,11 @@ process, and rewrites no node id. (``--dist loadgroup`` with ``xdist_group`` mar
 rewriting node ids, which pytest 9.2 no longer accepts: pytest-dev/pytest-xdist#1386.)
 tests/test_notebooks.py checks that a notebook's cells are never split. Run ``pytest -n 0`` for a
 single process.
+
+The Korean edition (notebooks/ko/NN_name.ipynb, built by ``python -m utils.translate build``) is collected and
+run the same way, its worked solutions checked against its Korean text. A Korean lesson runs the same code as
+its English one and writes the same files (lesson 06's checkpoints/), so the two run in one process, one after
+the other (:func:`pytest_xdist_make_scheduler`).
 """
 import os
 import re
@@ -44,7 +49,9 @@ class SolutionItem(IPyNbCell):
     def runtest(self):
         super().runtest()
         printed = "".join(out.get("text", "") for out in self.test_outputs or [] if out.get("output_type") == "stream")
-        solutions.check(f"{self.parent.path.name}, {self.name}", self.text, self.code, printed)
+        path, root = self.parent.path, self.config.rootpath
+        where = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name  # the edition too
+        solutions.check(f"{where}, {self.name}", self.text, self.code, printed)
 
 
 class LessonNotebook(IPyNbFile):
@@ -65,3 +72,17 @@ def pytest_collect_file(file_path, parent):
     if LESSON.fullmatch(file_path.name):
         outcome.force_result([LessonNotebook.from_parent(parent, path=file_path) if type(item) is IPyNbFile else item
                               for item in outcome.get_result()])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, except that a Korean lesson goes to the process of its English lesson."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LessonScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            return nodeid.split("::", 1)[0].replace("notebooks/ko/", "notebooks/")
+
+    return LessonScheduling(config, log)

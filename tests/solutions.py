@@ -13,7 +13,9 @@ import re
 DETAILS = re.compile(r"<details>(.*?)</details>", re.S)
 PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
-BOOLEAN = re.compile(r"\b(True|False)\b")
+# A number after Hangul needs a space before it ("총 7,884개", STYLE.md rule 9); a Korean particle may follow
+# True or False directly ("True입니다"), so the end of the word is an ASCII one.
+BOOLEAN = re.compile(r"(?<!\w)(True|False)(?![A-Za-z0-9_])")
 MEASURES = ("fit(", "evaluate(", "accuracy_without(")  # solutions whose printed numbers are measurements
 
 

@@ -3,7 +3,9 @@
 For each notebooks/NN_*.ipynb (smoke mode): Run All finishes with every code cell executed and no
 error output, every widget renders, moving each slider and dropdown changes what its cell shows, the
 lessons that plot show figures, lesson 06's file upload draws a new figure, and Korean text renders
-with real glyphs rather than missing-glyph boxes. Screenshots are kept in test-artifacts/browser/.
+with real glyphs rather than missing-glyph boxes. Once the Korean edition exists (notebooks/ko/, built by
+`python -m utils.translate build`), its first lesson is run the same way. Screenshots are kept in
+test-artifacts/browser/ (the Korean lesson's in test-artifacts/browser/ko/).
 
 Needs Debian's chromium package (/usr/bin/chromium) and the Python playwright package; it never
 downloads a browser (no `playwright install`). It is slow, so it carries the `browser` marker that
@@ -41,6 +43,7 @@ ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 LAB_LOG = f"jupyterlab-{WORKER}.log" if WORKER else "jupyterlab.log"
 LESSONS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+LESSONS += sorted((REPO_ROOT / "notebooks" / "ko").glob("[0-9][0-9]_*.ipynb"))[:1]  # the Korean edition's first
 RUN_ALL_SECONDS = 900  # one lesson's Run All in smoke mode, JupyterLab and a busy 2-core machine included
 REDRAW_SECONDS = 120  # one widget redraw (lesson 06 classifies an upload with a GoogLeNet on the CPU)
 KOREAN = "용어집"  # "glossary": the link in every lesson's first Markdown cell
@@ -265,6 +268,11 @@ GLYPH_WIDTHS = r"""(missing) => {
 }"""
 
 
+def path_id(path):
+    """A lesson's name below notebooks/, without .ipynb: "01_cnn_basics", "ko/01_cnn_basics"."""
+    return path.relative_to(REPO_ROOT / "notebooks").with_suffix("").as_posix()
+
+
 def glyphs_are_real(widths):
     """The Korean text is drawn with real glyphs when its width differs from that of missing-glyph boxes."""
     return abs(widths["korean"] - widths["missing"]) > 2
@@ -415,10 +423,10 @@ def test_the_checks_catch_an_error_and_a_control_that_changes_nothing(lab, brows
         assert moved == 1 and len(unchanged) == 1 and unchanged[0].startswith("slider 0"), unchanged
 
 
-@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+@pytest.mark.parametrize("path", LESSONS, ids=[path_id(p) for p in LESSONS])
 def test_lesson_in_jupyterlab(path, lab, browser, artifacts, tmp_path):
     relative = path.relative_to(REPO_ROOT).as_posix()
-    shots = artifacts / path.stem
+    shots = artifacts / path_id(path)
     shutil.rmtree(shots, ignore_errors=True)
     with notebook_page(browser, lab, relative, shots) as page:
         assert page.evaluate("() => window.jupyterapp.commands.hasCommand('RISE:slideshow')"), \

@@ -12,6 +12,7 @@ from utils import badges
 from utils.config import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+KOREAN = sorted((REPO_ROOT / "notebooks" / "ko").glob("[0-9][0-9]_*.ipynb"))  # the Korean edition, where built
 
 FAKE_GIT = """#!{python}
 import pathlib, shutil, sys
@@ -82,7 +83,7 @@ def test_a_failed_clone_shows_gits_reason(tmp_path):
     assert "CalledProcessError" not in run.stderr
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS + KOREAN, ids=[badges.notebook_name(p) for p in NOTEBOOKS + KOREAN])
 def test_lessons_show_images_in_a_way_colab_renders(path):
     """Colab does not resolve a relative Markdown image path; diagrams are shown by utils.plots.show_diagram."""
     cells = json.loads(path.read_text())["cells"]

@@ -13,6 +13,7 @@ from utils import badges
 from utils.config import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+KOREAN = sorted((REPO_ROOT / "notebooks" / "ko").glob("*.ipynb"))  # python -m utils.translate build
 
 
 def _write_notebook(path, cells):
@@ -61,9 +62,31 @@ def test_repository_path_is_written_in_one_place():
     assert badges.main(["--check"]) == 0
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_a_korean_lesson_gets_the_badge_of_its_own_path(tmp_path):
+    """notebooks/ko/NN_name.ipynb (the Korean edition) opens itself on Colab; glossary link and setup cell as in
+    every lesson."""
+    colab = "https://colab.research.google.com/github/old/name/blob/main/notebooks/01_x.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell(f"# 01 · 제목\n\n[![Open In Colab](https://colab.research.google.com/assets/"
+                                      f"colab-badge.svg)]({colab})\n\n"
+                                      "[용어집](https://github.com/old/name/blob/main/README.md#glossary-용어집)"),
+        nbformat.v4.new_code_cell("# an old setup cell")])
+    path = tmp_path / "notebooks" / "ko" / "01_x.ipynb"
+    path.parent.mkdir(parents=True)
+    nbformat.write(nb, path)
+    assert badges.notebook_name(path) == "ko/01_x.ipynb"
+    assert badges.notebook_name(tmp_path / "notebooks" / "01_x.ipynb") == "01_x.ipynb"
+    cells = json.loads(badges.rewrite(path, "new/place", "main"))["cells"]
+    first = "".join(cells[0]["source"])
+    assert "(https://colab.research.google.com/github/new/place/blob/main/notebooks/ko/01_x.ipynb)" in first
+    assert badges.glossary_url("new/place", "main") in first and "old/name" not in first
+    assert "".join(cells[1]["source"]) == badges.setup_cell("new/place")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + KOREAN, ids=[badges.notebook_name(p) for p in NOTEBOOKS + KOREAN])
 def test_committed_notebook_form(path):
-    """Committed executed in one top-to-bottom run, no errors, small, with badge, setup, exercises."""
+    """Committed executed in one top-to-bottom run, no errors, small, with badge, setup, exercises. A Korean lesson
+    (its outputs the English lesson's) has the badge of its own path and says where its code and outputs come from."""
     assert path.stat().st_size < 5 * 1024 * 1024
     nb = json.loads(path.read_text())
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
@@ -75,7 +98,11 @@ def test_committed_notebook_form(path):
     errors = [o for c in cells for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert not errors
     first = "".join(cells[0]["source"])
-    assert first.startswith(f"# {path.name[:2]} · ") and badges.colab_url(path.name) in first
+    assert first.startswith(f"# {path.name[:2]} · ") and badges.colab_url(badges.notebook_name(path)) in first
+    if path in KOREAN:
+        from utils.translate import FIRST_CELL_NOTE
+
+        assert FIRST_CELL_NOTE.format(name=path.name) in first, "run `python -m utils.translate build`"
     assert "REPOSITORY = " in "".join(code[0]["source"]) and "utils.environment()" in "".join(code[0]["source"])
     markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     assert markdown.count("<details>") >= 3, "3-5 exercises with worked solutions"
@@ -150,3 +177,26 @@ def test_a_notebooks_cells_stay_in_one_process_under_xdist(tmp_path):
                             env={**os.environ, "PYTEST_ADDOPTS": ""})
     assert re.search(r"created: 2/2 workers", result.stdout), result.stdout[-3000:]  # it really ran in two processes
     assert result.returncode == 0 and re.search(r"\b16 passed\b", result.stdout), result.stdout[-3000:]
+
+
+def test_a_lessons_two_editions_run_in_one_process_one_after_the_other(tmp_path):
+    """A Korean lesson (notebooks/ko/) runs the English lesson's code and writes the same files (lesson 06's
+    checkpoints/), so conftest.py's scheduler sends it to the process of its English lesson. Two lessons in two
+    editions under the project's options: each lesson's eight cells ran in one process, and two processes ran."""
+    for folder in ("notebooks", "notebooks/ko"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        for name in ("01_first", "02_second"):
+            nb = nbformat.v4.new_notebook()
+            nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+            nb.cells = [nbformat.v4.new_code_cell(f"x{i} = {i}") for i in range(4)]
+            nbformat.write(nb, tmp_path / folder / f"{name}.ipynb")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "conftest", "-c",
+                             str(REPO_ROOT / "pyproject.toml"), "--rootdir", str(tmp_path), str(tmp_path)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTEST_ADDOPTS": ""})
+    assert result.returncode == 0 and re.search(r"\b16 passed\b", result.stdout), result.stdout[-3000:]
+    ran = re.findall(r"\[(gw\d)\] .*PASSED \S*notebooks/(?:ko/)?(\d\d)_\w+\W+ipynb::", result.stdout)
+    workers = {lesson: {worker for worker, number in ran if number == lesson} for lesson in ("01", "02")}
+    assert len(ran) == 16 and all(len(found) == 1 for found in workers.values()), result.stdout[-3000:]
+    assert re.search(r"created: 2/2 workers", result.stdout)
+

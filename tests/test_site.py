@@ -25,6 +25,8 @@ pytestmark = pytest.mark.site
 
 BOOK = REPO_ROOT / "book"
 LESSONS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+# The Korean edition (notebooks/ko/, built by `python -m utils.translate build`): a part of the site of its own.
+KOREAN = sorted((REPO_ROOT / "notebooks" / "ko").glob("[0-9][0-9]_*.ipynb"))
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
 
 
@@ -78,14 +80,14 @@ def test_book_reads_the_lessons_in_place():
     assert (BOOK / "notebooks").is_symlink() and (BOOK / "notebooks").resolve() == REPO_ROOT / "notebooks"
 
 
-@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+@pytest.mark.parametrize("path", LESSONS + KOREAN, ids=[badges.notebook_name(p) for p in LESSONS + KOREAN])
 def test_lesson_page_holds_its_figures(site, path):
-    page = site / "notebooks" / f"{path.stem}.html"
+    page = site / path.relative_to(REPO_ROOT).with_suffix(".html")  # notebooks/NN_name.html, notebooks/ko/...
     assert page.exists(), f"no page for {path.name}: is it in book/_toc.yml?"
     html = page.read_text()
     sources = re.findall(r'<img[^>]*\ssrc="([^"]+)"', html)
-    figures = [s for s in sources if s.startswith(("../_images/", "data:image/"))]
-    missing = [s for s in figures if s.startswith("../_images/") and not (page.parent / s).resolve().exists()]
+    figures = [s for s in sources if re.match(r"(\.\./)+_images/|data:image/", s)]
+    missing = [s for s in figures if s.startswith("../") and not (page.parent / s).resolve().exists()]
     assert not missing, f"{page.name} shows images that are not in the site: {missing}"
     expected = image_outputs(path)
     assert len(figures) >= expected, f"{page.name} shows {len(figures)} figures; the notebook has {expected}"
@@ -93,7 +95,19 @@ def test_lesson_page_holds_its_figures(site, path):
     if "smoke mode: off" in path.read_text():
         assert "smoke mode: off" in html
     # the Colab badge, as in the notebook (the badge image itself comes from Colab when online)
-    assert badges.colab_url(path.name) in html and "colab-badge.svg" in html
+    assert badges.colab_url(badges.notebook_name(path)) in html and "colab-badge.svg" in html
+
+
+def test_korean_part_has_its_own_table_of_contents(site):
+    """The Korean edition is a part of the site: its page (book/ko.md: the README's 한국어 안내) lists every
+    Korean lesson, and the sidebar leads to it. Until notebooks/ko/ exists the page stands alone."""
+    intro, korean = (site / "intro.html").read_text(), (site / "ko.html").read_text()
+    assert 'href="ko.html"' in intro and "한국어판 (Korean edition)" in intro
+    guide = (REPO_ROOT / "README.md").read_text().split("## 한국어 안내", 1)[1].split("\n## ", 1)[0]
+    longest = max(re.findall(r"[\uac00-\ud7a3][\uac00-\ud7a3 ]*[\uac00-\ud7a3]", guide), key=len)
+    assert longest in text_of(korean), "book/ko.md no longer includes the README's 한국어 안내"
+    for path in KOREAN:
+        assert f'href="notebooks/ko/{path.stem}.html"' in korean, f"ko/{path.stem} is missing from the Korean part"
 
 
 def test_front_page_is_the_readme_with_every_lesson_in_the_table_of_contents(site):

@@ -18,7 +18,10 @@ import pytest
 
 from utils.config import REPO_ROOT
 
-LESSONS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+# The Korean edition (notebooks/ko/, where built) has the English lessons' slide types and speaker notes.
+LESSONS = (sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+           + sorted((REPO_ROOT / "notebooks" / "ko").glob("[0-9][0-9]_*.ipynb")))
+IDS = [f"ko/{p.stem}" if p.parent.name == "ko" else p.stem for p in LESSONS]
 SLIDE_TYPES = {"slide", "subslide", "fragment", "-", "skip", "notes"}
 DECK_SETTINGS = {"reveal_scroll": True}  # a tall cell scrolls instead of spilling off its slide
 DECK_OPTIONS = [f"--SlidesExporter.{name}={value}" for name, value in DECK_SETTINGS.items()]
@@ -115,7 +118,7 @@ def test_deck_structure_follows_the_slideshow_metadata(tmp_path):
     assert "Said aloud, not shown" in html  # in the speaker notes
 
 
-@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+@pytest.mark.parametrize("path", LESSONS, ids=IDS)
 def test_every_cell_has_a_slide_type(path):
     """Lecture mode needs a decision for every cell: slide, subslide, fragment, -, skip or notes."""
     cells = json.loads(path.read_text())["cells"]
@@ -130,7 +133,7 @@ def test_every_cell_has_a_slide_type(path):
     assert not not_slides, f"every section heading (## ...) starts a slide; these do not: {not_slides}"
 
 
-@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+@pytest.mark.parametrize("path", LESSONS, ids=IDS)
 def test_lesson_deck_matches_its_metadata(path):
     """Each lesson's deck, built in this process (the command line is tested above) with the same settings."""
     from nbconvert import SlidesExporter
@@ -166,7 +169,7 @@ def test_default_slide_types_keep_the_authors_choices():
                                               "notes", "-", "skip"]
 
 
-@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+@pytest.mark.parametrize("path", LESSONS, ids=IDS)
 def test_every_numbered_section_has_speaker_notes(path):
     """A lecturer's 2-3 key points for each numbered section (## 1. ...), in cells of slide type "notes"."""
     cells = json.loads(path.read_text())["cells"]

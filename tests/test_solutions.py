@@ -9,10 +9,12 @@ from solutions import check, solutions
 
 from utils.config import REPO_ROOT
 
-NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = (sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+             + sorted((REPO_ROOT / "notebooks" / "ko").glob("[0-9][0-9]_*.ipynb")))  # the Korean edition, where built
+IDS = [f"ko/{p.stem}" if p.parent.name == "ko" else p.stem for p in NOTEBOOKS]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_every_lesson_has_worked_solutions_with_code(path):
     assert solutions(nbformat.read(path, as_version=4)), f"{path.name} has no worked solution with code"
 
@@ -25,6 +27,17 @@ def test_the_check_catches_a_number_or_a_boolean_the_text_does_not_state():
     with pytest.raises(AssertionError, match=r"\['False'\]"):
         check("wrong boolean", text, "print(False)", "False\n")
     check("a measurement", text, "history = fit(model)\nprint(0.4321)", "0.4321\n")  # exempt: trains a network
+
+
+def test_the_check_reads_korean_text():
+    """The Korean lessons' solutions are checked against their Korean text: numbers after a space, and
+    True or False followed by a particle, are read; a number glued to Hangul is not (STYLE.md rule 9)."""
+    check("ko", "가중치는 총 7,884개이고, 검사 결과는 True입니다.", "print(7884, True)", "7884 True\n")
+    check("ko", "답은 9.68배이며 False를 출력합니다.", "print(9.68, False)", "9.68 False\n")
+    with pytest.raises(AssertionError, match=r"\[7884.0\]"):
+        check("ko", "가중치는 총7,884개입니다.", "print(7884)", "7884\n")
+    with pytest.raises(AssertionError, match=r"\['False'\]"):
+        check("ko", "검사 결과는 True입니다.", "print(False)", "False\n")
 
 
 def test_a_solution_runs_in_its_lessons_kernel_and_a_wrong_one_fails(tmp_path):

@@ -1,8 +1,11 @@
 """Rewrite every notebook's "Open in Colab" badge, glossary link and setup cell from pyproject.toml,
 and give every cell that has none a lecture-mode slide type.
 
-    python -m utils.badges          # rewrite notebooks/*.ipynb in place
+    python -m utils.badges          # rewrite notebooks/*.ipynb and notebooks/ko/*.ipynb in place
     python -m utils.badges --check  # exit 1 and list the notebooks that are out of date
+
+A Korean lesson (notebooks/ko/NN_name.ipynb, built by ``python -m utils.translate build``) gets a badge
+that opens its own path, notebooks/ko/NN_name.ipynb, and the same glossary link and setup cell.
 
 The repository path lives in one place, ``[tool.course] repository`` in pyproject.toml. Every
 notebook's first code cell is :data:`SETUP_CELL` with that path filled in, so all lessons
@@ -92,9 +95,21 @@ def add_slide_types(cells):
             previous = cell
 
 
+def notebook_name(path):
+    """A notebook's path below notebooks/, as its badge names it: "01_cnn_basics.ipynb", "ko/01_cnn_basics.ipynb"."""
+    return f"{path.parent.name}/{path.name}" if path.parent.parent.name == "notebooks" else path.name
+
+
 def rewrite(path, repo, branch):
     """Return the notebook text at ``path`` with its badge, glossary link and setup cell for ``repo``."""
     nb = json.loads(path.read_text())
+    rewrite_cells(nb, notebook_name(path), repo, branch)
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+
+
+def rewrite_cells(nb, name, repo, branch):
+    """Point the badge of notebook ``nb`` (a dict) at notebooks/``name``, rewrite its glossary link and setup
+    cell for ``repo``, and give its cells their default slide types; in place."""
     first_code = True
     for cell in nb["cells"]:
         source = "".join(cell["source"])
@@ -102,22 +117,22 @@ def rewrite(path, repo, branch):
             first_code = False
             new = setup_cell(repo)
         else:
-            new = BADGE.sub(colab_url(path.name, repo, branch), source)
+            new = BADGE.sub(colab_url(name, repo, branch), source)
             new = GLOSSARY.sub(glossary_url(repo, branch), new)
         if new != source:
             cell["source"] = new.splitlines(keepends=True)
     add_slide_types(nb["cells"])
-    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     repo, branch = repository()
     stale = []
-    for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+    notebooks = REPO_ROOT / "notebooks"
+    for path in sorted(notebooks.glob("*.ipynb")) + sorted(notebooks.glob("ko/*.ipynb")):
         new = rewrite(path, repo, branch)
         if json.loads(new) != json.loads(path.read_text()):
-            stale.append(path.name)
+            stale.append(notebook_name(path))
             if "--check" not in argv:
                 path.write_text(new)
     verb = "out of date" if "--check" in argv else "rewritten"
