@@ -66,7 +66,7 @@ MUTANTS = [
      "tests/test_train.py"),
     ("a host sync every step", "utils/train.py", [("if window_steps >= log_every or", "if window_steps >= 1 or")],
      "tests/test_train.py"),
-    ("checkpoint written in place, not atomically", "utils/train.py",
+    ("checkpoint written in place, not atomically", "utils/checkpoint.py",
      [("        torch.save(obj, temporary)\n        os.replace(temporary, path)", "        torch.save(obj, path)")],
      "tests/test_train.py"),
     ("budget-cut epoch saved as complete", "utils/train.py",

@@ -20,16 +20,15 @@ The semantics a learner can rely on:
 * ``resume=True`` continues a checkpoint exactly (same result as an uninterrupted run) with the
   course's :class:`~utils.data.DeviceLoader`. A run with a schedule sized to its epochs
   ('onecycle', 'cosine') cannot be resumed with a different ``epochs``: start a new run instead.
-* Checkpoints are written to a temporary file and renamed, so an interrupted save leaves the
-  previous checkpoint intact; an unreadable file gets :class:`CheckpointError` naming it.
+* Checkpoints (:mod:`utils.checkpoint`) are written to a temporary file and renamed, so an
+  interrupted save leaves the previous checkpoint intact; an unreadable file gets
+  :class:`CheckpointError` naming it.
 
-The command line (``python -m utils.train --help``) runs the same recipe as a script, and with
-``torchrun`` on several GPUs or machines through DistributedDataParallel.
+The command line (``python -m utils.train --help``, in :mod:`utils.cli`) runs the same recipe as a
+script, and with ``torchrun`` on several GPUs or machines through DistributedDataParallel.
 """
-import hashlib
 import math
 import os
-import pathlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -37,6 +36,17 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import (  # noqa: F401  (CheckpointMismatchError, load_checkpoint: lessons import them from here)
+    CheckpointError,
+    CheckpointMismatchError,
+    _distributed,
+    _loader_generator,
+    _read_checkpoint,
+    _unwrap,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .cli import build_parser  # noqa: F401  (lessons import it from here)
 from .progress import progress_bar
 
 #: The clock ``fit`` measures training time with (tests replace it with a fake one).
@@ -45,14 +55,6 @@ _clock = time.perf_counter
 
 class TrainingDiverged(FloatingPointError):
     """The training loss became NaN or infinite."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file cannot be used: unreadable, not a course checkpoint, or from another run."""
-
-
-class CheckpointMismatchError(CheckpointError):
-    """A checkpoint was saved from a different architecture than the model it is loaded into."""
 
 
 def get_device():
@@ -74,20 +76,6 @@ def seed_everything(seed=0):
         numpy.random.seed(seed)
     except ImportError:
         pass
-
-
-def _distributed():
-    """(rank, world size): (0, 1) unless torch.distributed is initialised (torchrun)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def _unwrap(model):
-    """The plain module inside a compiled (``_orig_mod``) or DistributedDataParallel (``module``) wrapper."""
-    while hasattr(model, "_orig_mod") or isinstance(model, torch.nn.parallel.DistributedDataParallel):
-        model = getattr(model, "_orig_mod", None) or model.module
-    return model
 
 
 @dataclass
@@ -207,135 +195,6 @@ def evaluate(model, loader, num_classes=None, bf16=False, precision=None):
     return {"loss": total_loss.item() / n, "accuracy": confusion.diag().sum().item() / n,
             "per_class_accuracy": per_class, "confusion": confusion,
             "predictions": predictions.cpu(), "labels": labels.cpu()}
-
-
-def architecture_signature(model):
-    """A short fingerprint of a model's architecture: class, parameter count, and a hash of
-    every state-dict entry's name and shape. Two models load each other's weights iff equal."""
-    model = _unwrap(model)
-    entries = sorted(f"{k}:{tuple(v.shape)}" for k, v in model.state_dict().items())
-    digest = hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16]
-    params = sum(p.numel() for p in model.parameters())
-    return {"class": type(model).__name__, "params": params, "hash": digest}
-
-
-def _loader_generator(loader):
-    generator = getattr(loader, "generator", None)
-    return generator if isinstance(generator, torch.Generator) else None
-
-
-def _rng_state(loader=None, loader_state=None):
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    generator = _loader_generator(loader)
-    if loader_state is not None or generator is not None:
-        state["loader"] = loader_state if loader_state is not None else generator.get_state()
-    return state
-
-
-def _set_rng_state(state, loader=None):
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    generator = _loader_generator(loader)
-    if generator is not None and "loader" in state:
-        generator.set_state(state["loader"])
-
-
-def _atomic_save(obj, path):
-    """``torch.save`` to a temporary file in the same folder, then rename it over ``path``.
-
-    A rename is atomic, so ``path`` always holds either the old complete file or the new one."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, history=None, loader=None, step=0,
-                    loader_state=None, scaler=None, extra=None):
-    """Save everything needed to resume exactly, atomically (see :func:`_atomic_save`).
-
-    ``epoch`` is the number of complete epochs, or the index of the epoch in progress when
-    ``step`` > 0 batches of it are done (a time budget cut it); ``loader_state`` is then the
-    loader's generator state at that epoch's start. Under torchrun every process calls this;
-    process 0 writes one file holding every process's random-number state.
-    """
-    rank, world = _distributed()
-    rng = _rng_state(loader, loader_state)
-    if world > 1:
-        gathered = [None] * world
-        torch.distributed.all_gather_object(gathered, rng)
-        rng = {"per_rank": gathered}
-    if rank == 0:
-        state = {
-            "architecture": architecture_signature(model),
-            "model": _unwrap(model).state_dict(),
-            "epoch": epoch,
-            "step": step,
-            "history": history.as_dict() if history is not None else None,
-            "rng": rng,
-            "world_size": world,
-        }
-        for key, part in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
-            if part is not None:
-                state[key] = part.state_dict()
-        state.update(extra or {})
-        _atomic_save(state, path)
-    if world > 1:
-        torch.distributed.barrier()
-
-
-def _read_checkpoint(path):
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # truncated, corrupted, or a file of another kind
-        raise CheckpointError(
-            f"{path} cannot be read as a checkpoint ({type(error).__name__}); it may have been cut short by an "
-            "interrupted save, or it is not a checkpoint at all. Delete it to start fresh, or point `checkpoint=` "
-            "at another file.") from None
-    if not isinstance(state, dict) or "architecture" not in state or "model" not in state:
-        raise CheckpointError(f"{path} is not a course checkpoint (saved by utils.train.save_checkpoint).")
-    return state
-
-
-def load_checkpoint(path, model, optimizer=None, scheduler=None, loader=None, restore_rng=True, scaler=None):
-    """Load a checkpoint saved by :func:`save_checkpoint` (``torch.load(weights_only=True)``).
-
-    Refuses, with :class:`CheckpointMismatchError`, a checkpoint of a different architecture, and
-    with :class:`CheckpointError` a file that cannot be read. Returns the checkpoint dict.
-    """
-    state = _read_checkpoint(path)
-    target = _unwrap(model)
-    mine, theirs = architecture_signature(target), state["architecture"]
-    if mine != theirs:
-        raise CheckpointMismatchError(
-            f"{path} was saved from a {theirs['class']} with {theirs['params']:,} parameters (shape hash "
-            f"{theirs['hash']}), but this model is a {mine['class']} with {mine['params']:,} parameters "
-            f"(hash {mine['hash']}). Build the model with the same options as the run that saved it, "
-            "or point `checkpoint=` at a new file to start fresh.")
-    target.load_state_dict(state["model"])
-    for key, part in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
-        if part is not None and key in state:
-            part.load_state_dict(state[key])
-    if restore_rng:
-        rng = state["rng"]
-        if "per_rank" in rng:
-            rank, world = _distributed()
-            if world != len(rng["per_rank"]):
-                raise CheckpointError(f"{path} was saved by {len(rng['per_rank'])} processes; resume it with as many "
-                                      f"(this run has {world}).")
-            rng = rng["per_rank"][rank]
-        _set_rng_state(rng, loader)
-    return state
 
 
 def make_optimizer(model, name="sgd", lr=0.05, weight_decay=5e-4, momentum=0.9):
@@ -539,144 +398,7 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
     return history
 
 
-# ---------------------------------------------------------------------------------------------
-# The same recipe from the command line, on one device or many (torchrun + DistributedDataParallel).
+if __name__ == "__main__":  # python -m utils.train: the command line lives in utils/cli.py
+    from .cli import main
 
-def _parameter_hash(model):
-    """sha256 of every parameter, to check that processes hold identical weights. (Batch-norm running
-    statistics are buffers, not parameters: each process updates them from its own batches.)"""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(_unwrap(model).named_parameters()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def _shard(images, labels, rank, world):
-    """This process's share: every world-th example from ``rank`` on, the same count in every process."""
-    n = len(labels) // world * world
-    if n == 0:
-        raise ValueError(f"{len(labels)} examples cannot be shared by {world} processes: use more data.")
-    return images[rank:n:world], labels[rank:n:world]
-
-
-def build_parser():
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m utils.train",
-        description="Train a course model on CIFAR-10 with utils.train.fit: progress bar, checkpoints, exact "
-                    "resume, a JSON summary. Several GPUs or machines: start it with torchrun.",
-        epilog="examples:\n"
-               "  python -m utils.train --epochs 30 --batch-size 512 --lr 0.4 --label-smoothing 0.1 --precision auto "
-               "--channels-last --compile\n"
-               "  torchrun --nproc-per-node 8 -m utils.train --epochs 30 --batch-size 64\n"
-               "  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 "
-               "-m utils.train ...",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    add = parser.add_argument
-    add("--model", choices=["googlenet", "small_inception"], default="googlenet")
-    add("--width", type=float, default=1.0, help="GoogLeNet channel multiplier (1.0 = the paper's Table 1)")
-    add("--stem", choices=["cifar", "imagenet"], default="cifar")
-    add("--no-batch-norm", action="store_true", help="the paper-faithful network without batch norm")
-    add("--no-aux", action="store_true", help="build GoogLeNet without its two auxiliary heads")
-    add("--epochs", type=int, default=30)
-    add("--batch-size", type=int, default=512, help="per process")
-    add("--lr", type=float, default=0.4)
-    add("--optimizer", choices=["sgd", "adamw"], default="sgd")
-    add("--momentum", type=float, default=0.9)
-    add("--weight-decay", type=float, default=5e-4)
-    add("--schedule", choices=["onecycle", "cosine", "constant"], default="onecycle")
-    add("--label-smoothing", type=float, default=0.1)
-    add("--aux-weight", type=float, default=0.3)
-    add("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
-    add("--channels-last", action="store_true")
-    add("--compile", action="store_true")
-    add("--per-class", type=int, default=None, help="train on this many images per class (default: all 5,000)")
-    add("--test-per-class", type=int, default=None, help="test on this many images per class (default: all 1,000)")
-    add("--checkpoint", default="runs/googlenet.pt", help="saved after every epoch")
-    add("--resume", action="store_true", help="continue the run saved in --checkpoint")
-    add("--max-seconds", type=float, default=None, help="training-time budget of the run")
-    add("--seed", type=int, default=0)
-    add("--summary", default=None, help="JSON summary of the run (default: the checkpoint's name with .json)")
-    add("--device", default=None)
-    add("--log-every", type=int, default=None, help="steps between host synchronisations")
-    add("--no-progress", action="store_true")
-    return parser
-
-
-def main(argv=None):
-    """Run ``fit`` from the command line; under torchrun, one process per GPU (or CPU, gloo)."""
-    import json
-
-    from .data import DeviceLoader, cifar10_subset
-    from .models import GoogLeNet, SmallInceptionNet
-
-    args = build_parser().parse_args(argv)
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if distributed:
-        backend = "nccl" if torch.cuda.is_available() and args.device != "cpu" else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(local_rank)
-        torch.distributed.init_process_group(backend)
-    rank, world = _distributed()
-    device = torch.device(args.device) if args.device else get_device()
-    if device.type == "cuda" and distributed:
-        device = torch.device("cuda", local_rank)
-    try:
-        torch.manual_seed(args.seed)  # the same initial weights in every process
-        if args.model == "googlenet":
-            model = GoogLeNet(num_classes=10, stem=args.stem, width=args.width, batch_norm=not args.no_batch_norm,
-                              aux_logits=not args.no_aux)
-        else:
-            model = SmallInceptionNet(batch_norm=not args.no_batch_norm)
-        model.to(device)
-        if distributed:
-            model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[local_rank] if device.type == "cuda" else None)
-        train_x, train_y = _shard(*cifar10_subset("train", args.per_class, args.seed), rank, world)
-        test_x, test_y = _shard(*cifar10_subset("test", args.test_per_class, args.seed), rank, world)
-        train = DeviceLoader(train_x, train_y, args.batch_size, shuffle=True, augment=True, device=device,
-                             drop_last=True, channels_last=args.channels_last, seed=args.seed + rank)
-        test = DeviceLoader(test_x, test_y, max(args.batch_size, 256), device=device, channels_last=args.channels_last)
-        if rank == 0:
-            print(f"{args.model} on {device} x {world} process(es); {len(train_y) * world:,} training images "
-                  f"({len(train)} steps per epoch of {args.batch_size} per process), "
-                  f"{len(test_y) * world:,} test images")
-        history = fit(model, train, test, epochs=args.epochs, lr=args.lr, optimizer=args.optimizer,
-                      weight_decay=args.weight_decay, momentum=args.momentum, schedule=args.schedule,
-                      aux_weight=args.aux_weight, label_smoothing=args.label_smoothing, device=device,
-                      precision=args.precision, channels_last=args.channels_last, compile=args.compile,
-                      max_seconds=args.max_seconds, checkpoint=args.checkpoint, resume=args.resume, seed=args.seed,
-                      progress=not args.no_progress, log_every=args.log_every)
-        hashes = [None] * world
-        if world > 1:
-            torch.distributed.all_gather_object(hashes, _parameter_hash(model))
-        else:
-            hashes = [_parameter_hash(model)]
-        if rank == 0:
-            summary = {
-                "model": args.model, "config": vars(args), "device": str(device), "world_size": world,
-                "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-                "torch": torch.__version__, "epochs_done": len(history.epoch),
-                "final_test_accuracy": history.test_acc[-1] if history.test_acc else None,
-                "train_seconds": sum(history.seconds), "first_step_seconds": history.first_step_seconds,
-                "images_per_second": (sum(s * n for s, n in zip(history.seconds, history.images_per_second))
-                                      / max(sum(history.seconds), 1e-9)),
-                "parameter_hash_per_rank": hashes, "history": history.as_dict(),
-            }
-            path = pathlib.Path(args.summary or pathlib.Path(args.checkpoint).with_suffix(".json"))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.tmp")
-            temporary.write_text(json.dumps(summary, indent=1))
-            os.replace(temporary, path)
-            print(history.summary())
-            print(f"summary: {path}; checkpoint: {args.checkpoint}")
-    finally:
-        if distributed:
-            torch.distributed.destroy_process_group()
-
-
-if __name__ == "__main__":
     main()
