@@ -1,4 +1,6 @@
 """The training loop: it learns, it resumes exactly, it refuses foreign checkpoints."""
+import copy
+import inspect
 import math
 import pathlib
 
@@ -130,6 +132,28 @@ def test_googlenet_aux_heads_add_three_tenths_of_their_loss_in_fit():
     assert history.test_loss[0] == pytest.approx(math.log(10), rel=1e-6)  # aux heads are dropped at inference
 
 
+def test_label_smoothing_applies_to_a_single_head_model():
+    torch.manual_seed(0)
+    logits, y = torch.randn(8, 5), torch.randint(0, 5, (8,))
+    loss, returned = classification_loss(logits, y, label_smoothing=0.2)
+    # smoothed cross-entropy by hand: (1 - 0.2) x the usual one + 0.2 x the mean over every class
+    log_p = logits.log_softmax(1)
+    by_hand = -(0.8 * log_p.gather(1, y[:, None]).squeeze(1) + 0.2 * log_p.mean(1)).mean()
+    torch.testing.assert_close(loss, by_hand)
+    assert returned is logits and loss.item() != pytest.approx(nn.functional.cross_entropy(logits, y).item())
+
+
+def test_fit_smooths_the_loss_of_a_single_head_model():
+    y = torch.tensor([0, 1, 0, 1])
+    start = Bias()
+    start.bias.data = torch.tensor([2.0, 0.0])
+    history = fit(start, [(torch.zeros(4, 1), y)], epochs=1, lr=0.0, schedule="constant", label_smoothing=0.2,
+                  progress=False, device="cpu")
+    log_p = torch.tensor([2.0, 0.0]).log_softmax(0)
+    by_hand = -(0.8 * log_p + 0.2 * log_p.mean()).mean().item()  # two examples of each class
+    assert history.train_loss[0] == pytest.approx(by_hand, rel=1e-6)
+
+
 class FixedHeads(nn.Module):
     """Three heads with fixed logits, whatever the input: the loss can be computed by hand."""
 
@@ -203,6 +227,30 @@ def test_sgd_uses_nesterov_momentum():
     fit(model, [(torch.zeros(4, 1), torch.zeros(4, dtype=torch.int64))], epochs=1, lr=0.1, schedule="constant",
         weight_decay=0.0, progress=False, device="cpu")
     torch.testing.assert_close(model.bias.detach(), torch.tensor([0.095, -0.095]))
+
+
+def test_the_default_optimizer_is_sgd_with_nesterov_momentum_0_9():
+    """The lessons state it: SGD, Nesterov momentum 0.9, weight decay 5e-4."""
+    group = train.make_optimizer(Bias()).param_groups[0]
+    assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.9, True, 5e-4)
+    assert inspect.signature(fit).parameters["momentum"].default == 0.9
+    assert inspect.signature(fit).parameters["optimizer"].default == "sgd"
+
+
+def test_two_steps_of_fit_equal_a_hand_written_loop():
+    """fit clears the gradients before each step: nothing accumulates from one batch to the next."""
+    torch.manual_seed(0)
+    batches = [(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 1, 0])) for _ in range(2)]
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    by_hand = copy.deepcopy(model)
+    fit(model, batches, epochs=1, lr=0.1, schedule="constant", progress=False, device="cpu")
+    optimizer = torch.optim.SGD(by_hand.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    for x, y in batches:
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(by_hand(x), y).backward()
+        optimizer.step()
+    for key, value in by_hand.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value, msg=key)
 
 
 def test_a_nan_loss_stops_training_with_the_epoch_and_step():
