@@ -242,6 +242,169 @@ def _any_process(flag, device):
     return bool(_all_reduce_sum([float(flag)], device)[0]) if _distributed()[1] > 1 else flag
 
 
+@dataclass
+class _Run:
+    """What every step of one :func:`fit` call needs: the model, its optimizer, and the settings."""
+
+    model: torch.nn.Module  # what the steps call: the model, or its torch.compile'd version
+    opt: torch.optim.Optimizer
+    sched: object
+    scaler: object  # a GradScaler for fp16, else None
+    device: torch.device
+    precision: str
+    channels_last: bool
+    aux_weight: float
+    label_smoothing: float
+    log_every: int
+    steps_per_epoch: int
+    max_seconds: float = None
+    first_step_seconds: float = None  # of this call (on resume, the run's first step was in an earlier one)
+
+
+@dataclass
+class _Epoch:
+    """The epoch in progress: how many steps are done and their running totals.
+
+    A checkpoint saved mid-epoch (the time budget cut it) carries the totals, so that a resumed
+    epoch is recorded whole."""
+
+    index: int  # 0-based
+    step: int = 0  # batches done
+    loss_sum: float = 0.0  # summed over examples
+    correct: float = 0.0
+    seen: int = 0
+    seconds: float = 0.0  # training time, evaluation excluded
+    lr: float = None  # the learning rate of the last step
+    loader_state: torch.Tensor = None  # the loader's generator state at the epoch's start
+    stopped: bool = False  # cut by the time budget
+
+    def carried(self):
+        """The totals a mid-epoch checkpoint saves (``partial_epoch``)."""
+        return {"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen, "seconds": self.seconds}
+
+
+def _start_or_resume(checkpoint, resume, run, epochs, schedule, max_seconds, train_loader, seed, rank):
+    """(history, the epoch to start with): a new run, or the one saved in ``checkpoint`` when resuming.
+
+    Returns ``(history, None)`` when the saved run has nothing left to train (time budget spent)."""
+    if not (resume and checkpoint is not None and os.path.exists(checkpoint)):
+        seed_everything(seed + rank)
+        generator = _loader_generator(train_loader)
+        if generator is not None:
+            generator.manual_seed(seed + rank)
+        return History(), _Epoch(0)
+    saved = _read_checkpoint(checkpoint)
+    sized, wanted = saved.get("schedule"), {"name": schedule, "total_steps": epochs * run.steps_per_epoch}
+    if sized and sized != wanted and (sized["name"] != schedule or schedule != "constant"):
+        raise ValueError(
+            f"{checkpoint} was trained with a {sized['name']} schedule over {sized['total_steps']:,} steps, but this "
+            f"call asks for {schedule} over {epochs} epochs x {run.steps_per_epoch} steps = "
+            f"{wanted['total_steps']:,}. A schedule sized to its epochs cannot be stretched mid-run: keep the epochs "
+            "and schedule as they were, or start a new run (another checkpoint file, or resume=False).")
+    history = History(**saved["history"])
+    if max_seconds is not None and sum(history.seconds) >= max_seconds:
+        return history, None  # this run's time budget is already spent: re-running the cell changes nothing
+    state = load_checkpoint(checkpoint, run.model, run.opt, run.sched, loader=train_loader, scaler=run.scaler)
+    epoch = _Epoch(state["epoch"], step=state.get("step", 0))
+    if epoch.step:  # the last row is an epoch the budget cut; it continues now and is recorded whole
+        carried = state["partial_epoch"]
+        epoch.loss_sum, epoch.correct, epoch.seen = carried["loss_sum"], carried["correct"], carried["seen"]
+        epoch.seconds = carried["seconds"]
+        history = History(**{k: (v[:-1] if isinstance(v, list) else v) for k, v in history.as_dict().items()})
+    return history, epoch
+
+
+def _train_step(run, x, y):
+    """One optimizer step on the batch ``(x, y)``; returns the loss (aux heads included) and the main logits."""
+    with _autocast(run.device, run.precision):
+        outputs = run.model(x)
+        loss, logits = classification_loss(outputs, y, run.aux_weight, run.label_smoothing)
+    run.opt.zero_grad(set_to_none=True)
+    if run.scaler is not None:
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.opt)
+        run.scaler.update()
+    else:
+        loss.backward()
+        run.opt.step()
+    return loss, logits
+
+
+def _train_epoch(run, loader, epoch, used_seconds, bar, history):
+    """Train the rest of ``epoch`` (from step ``epoch.step`` on), updating its totals as it goes.
+
+    The loss and accuracy are summed on the device and read by the host every ``run.log_every``
+    steps (one synchronisation), where the progress bar is updated, the loss checked, and, under
+    torchrun, the processes agree whether the time budget is spent."""
+    device, world = run.device, _distributed()[1]
+    skip, seconds_before = epoch.step, epoch.seconds
+    # under torchrun the totals of an epoch's first part are held by process 0 only
+    if skip and _distributed()[0] != 0:
+        epoch.loss_sum, epoch.correct, epoch.seen = 0.0, 0.0, 0
+    window_loss = torch.zeros((), device=device)
+    window_correct = torch.zeros((), device=device, dtype=torch.int64)
+    window_seen = window_steps = 0
+    started = _clock()
+    for index, (x, y) in enumerate(loader):
+        if index < skip:
+            continue  # replay the loader up to where the interrupted epoch stopped
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if run.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss, logits = _train_step(run, x, y)
+        epoch.lr = run.opt.param_groups[0]["lr"]  # the learning rate this step used
+        run.sched.step()
+        epoch.step += 1
+        window_loss += loss.detach().float() * len(y)
+        window_correct += (logits.detach().argmax(1) == y).sum()
+        window_seen += len(y)
+        window_steps += 1
+        if history.first_step_seconds is None:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            history.first_step_seconds = _clock() - started
+        last = epoch.step == run.steps_per_epoch
+        over_budget = (run.max_seconds is not None
+                       and used_seconds + seconds_before + _clock() - started >= run.max_seconds)
+        # under torchrun every process must reach the same synchronisation points: there the budget
+        # is checked at log_every steps only, and all processes stop together
+        if window_steps >= run.log_every or last or (over_budget and world == 1):
+            loss_value, correct_value = window_loss.item(), window_correct.item()  # the one host sync
+            if not math.isfinite(loss_value):
+                bar.close()
+                raise TrainingDiverged(
+                    f"the training loss became {loss_value / window_seen} in epoch {epoch.index + 1}, at step "
+                    f"{epoch.step} of {run.steps_per_epoch} (learning rate {epoch.lr:.3g}). Likely cause: a "
+                    "learning rate too high for this batch size and model (try 3-10x lower), or bad input "
+                    "(NaN/inf pixels).")
+            epoch.loss_sum += loss_value
+            epoch.correct += correct_value
+            epoch.seen += window_seen
+            bar.update(window_steps)
+            bar.set_postfix(epoch=epoch.index + 1, loss=f"{epoch.loss_sum / epoch.seen:.3f}",
+                            acc=f"{epoch.correct / epoch.seen:.1%}", refresh=False)
+            window_loss.zero_()
+            window_correct.zero_()
+            window_seen = window_steps = 0
+            if _any_process(over_budget, device):
+                epoch.stopped = not last
+                break
+    epoch.seconds = seconds_before + _clock() - started
+    epoch.loss_sum, epoch.correct, epoch.seen = _all_reduce_sum([epoch.loss_sum, epoch.correct, epoch.seen], device)
+
+
+def _save(checkpoint, run, raw, epoch, history, loader, schedule, epochs):
+    """Save the run after ``epoch``: at its end, or mid-epoch (with its totals) when it was cut short."""
+    sized = {"schedule": {"name": schedule, "total_steps": epochs * run.steps_per_epoch}}
+    if epoch.stopped:
+        save_checkpoint(checkpoint, raw, run.opt, run.sched, epoch.index, history, loader, step=epoch.step,
+                        loader_state=epoch.loader_state, scaler=run.scaler,
+                        extra={**sized, "partial_epoch": epoch.carried()})
+    else:
+        save_checkpoint(checkpoint, raw, run.opt, run.sched, epoch.index + 1, history, loader, scaler=run.scaler,
+                        extra=sized)
+
+
 def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd", weight_decay=5e-4,
         schedule="onecycle", aux_weight=0.3, label_smoothing=0.0, device=None, bf16=False,
         channels_last=False, compile=False, max_seconds=None, checkpoint=None, resume=False, seed=0,
@@ -267,7 +430,6 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
     device = torch.device(device) if device is not None else get_device()
     precision = resolve_precision(precision, device, bf16)
     rank, world = _distributed()
-    log_every = log_every or (25 if device.type == "cuda" else 1)
     raw = _unwrap(model)
     raw.to(device)
     if channels_last:
@@ -276,124 +438,37 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
     if steps_per_epoch == 0:
         raise ValueError("the training loader has no batches: it needs at least one (check the data and batch size).")
     opt = make_optimizer(raw, optimizer, lr, weight_decay, momentum)
-    sched = make_schedule(opt, schedule, epochs * steps_per_epoch)
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    history, start_epoch, start_step, carried = History(), 0, 0, None
-    if resume and checkpoint is not None and os.path.exists(checkpoint):
-        saved = _read_checkpoint(checkpoint)
-        sized, wanted = saved.get("schedule"), {"name": schedule, "total_steps": epochs * steps_per_epoch}
-        if sized and sized != wanted and (sized["name"] != schedule or schedule != "constant"):
-            raise ValueError(
-                f"{checkpoint} was trained with a {sized['name']} schedule over {sized['total_steps']:,} steps, "
-                "but this "
-                f"call asks for {schedule} over {epochs} epochs x {steps_per_epoch} steps = {wanted['total_steps']:,}. "
-                "A schedule sized to its epochs cannot be stretched mid-run: keep the epochs and schedule as they "
-                "were, "
-                "or start a new run (another checkpoint file, or resume=False).")
-        history = History(**saved["history"])
-        if max_seconds is not None and sum(history.seconds) >= max_seconds:
-            return history  # this run's time budget is already spent: re-running the cell changes nothing
-        state = load_checkpoint(checkpoint, raw, opt, sched, loader=train_loader, scaler=scaler)
-        start_epoch, start_step = state["epoch"], state.get("step", 0)
-        if start_step:  # the last row is an epoch the budget cut; it continues now and is recorded whole
-            carried = state["partial_epoch"]
-            history = History(**{k: (v[:-1] if isinstance(v, list) else v) for k, v in history.as_dict().items()})
-    else:
-        seed_everything(seed + rank)
-        generator = _loader_generator(train_loader)
-        if generator is not None:
-            generator.manual_seed(seed + rank)
-    if start_epoch >= epochs:
+    run = _Run(model=model, opt=opt, sched=make_schedule(opt, schedule, epochs * steps_per_epoch),
+               scaler=torch.amp.GradScaler("cuda") if precision == "fp16" else None, device=device,
+               precision=precision, channels_last=channels_last, aux_weight=aux_weight,
+               label_smoothing=label_smoothing, log_every=log_every or (25 if device.type == "cuda" else 1),
+               steps_per_epoch=steps_per_epoch, max_seconds=max_seconds)
+    history, epoch = _start_or_resume(checkpoint, resume, run, epochs, schedule, max_seconds, train_loader, seed, rank)
+    if epoch is None or epoch.index >= epochs:
         return history
+    if compile:
+        run.model = torch.compile(model, mode=compile if isinstance(compile, str) else None)
     used_seconds = sum(history.seconds)  # complete epochs (and cut ones before the last) of this run
-    step_model = torch.compile(model, mode=compile if isinstance(compile, str) else None) if compile else model
-    total_steps = (epochs - start_epoch) * steps_per_epoch - start_step
-    bar = progress_bar(total=total_steps, desc="training", disable=not progress or rank != 0)
-    stopped = False
-    for epoch in range(start_epoch, epochs):
+    bar = progress_bar(total=(epochs - epoch.index) * steps_per_epoch - epoch.step, desc="training",
+                       disable=not progress or rank != 0)
+    while epoch.index < epochs:
         model.train()
         generator = _loader_generator(train_loader)
-        epoch_loader_state = generator.get_state() if generator is not None else None
-        skip = start_step if epoch == start_epoch else 0
-        # an epoch resumed mid-way starts from the totals of its first part (held by process 0)
-        sums = [carried["loss_sum"], carried["correct"], carried["seen"]] if (skip and rank == 0) else [0.0, 0.0, 0]
-        previous_seconds = carried["seconds"] if skip else 0.0
-        window_loss = torch.zeros((), device=device)
-        window_correct = torch.zeros((), device=device, dtype=torch.int64)
-        window_seen = window_steps = 0
-        step = skip
-        started = _clock()
-        for index, (x, y) in enumerate(train_loader):
-            if index < skip:
-                continue  # replay the loader up to where the interrupted epoch stopped
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, precision):
-                outputs = step_model(x)
-                loss, logits = classification_loss(outputs, y, aux_weight, label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            step_lr = opt.param_groups[0]["lr"]  # the learning rate this step used
-            sched.step()
-            step += 1
-            window_loss += loss.detach().float() * len(y)
-            window_correct += (logits.detach().argmax(1) == y).sum()
-            window_seen += len(y)
-            window_steps += 1
-            if history.first_step_seconds is None:
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                history.first_step_seconds = _clock() - started
-            last = step == steps_per_epoch
-            over_budget = (max_seconds is not None
-                           and used_seconds + previous_seconds + _clock() - started >= max_seconds)
-            # under torchrun every process must reach the same synchronisation points: there the budget
-            # is checked at log_every steps only, and all processes stop together
-            if window_steps >= log_every or last or (over_budget and world == 1):
-                loss_value, correct_value = window_loss.item(), window_correct.item()  # the one host sync
-                if not math.isfinite(loss_value):
-                    bar.close()
-                    raise TrainingDiverged(
-                        f"the training loss became {loss_value / window_seen} in epoch {epoch + 1}, at step {step} of "
-                        f"{steps_per_epoch} (learning rate {opt.param_groups[0]['lr']:.3g}). Likely cause: a "
-                        "learning rate too high for this batch size and model (try 3-10x lower), or bad input "
-                        "(NaN/inf pixels).")
-                sums = [sums[0] + loss_value, sums[1] + correct_value, sums[2] + window_seen]
-                bar.update(window_steps)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{sums[0] / sums[2]:.3f}", acc=f"{sums[1] / sums[2]:.1%}",
-                                refresh=False)
-                window_loss.zero_()
-                window_correct.zero_()
-                window_seen = window_steps = 0
-                if _any_process(over_budget, device):
-                    stopped = not last
-                    break
-        seconds = previous_seconds + _clock() - started
-        used_seconds += seconds
-        loss_sum, correct, seen = _all_reduce_sum(sums, device)
+        epoch.loader_state = generator.get_state() if generator is not None else None
+        _train_epoch(run, train_loader, epoch, used_seconds, bar, history)
+        used_seconds += epoch.seconds
         result = evaluate(raw, test_loader, precision=precision) if test_loader is not None else None
-        history.append(epoch=epoch + 1, train_loss=loss_sum / max(seen, 1), train_acc=correct / max(seen, 1),
+        seen = max(epoch.seen, 1)
+        history.append(epoch=epoch.index + 1, train_loss=epoch.loss_sum / seen, train_acc=epoch.correct / seen,
                        test_loss=result and result["loss"], test_acc=result and result["accuracy"],
-                       seconds=seconds, images_per_second=seen / max(seconds, 1e-9), steps=step,
-                       lr=step_lr, complete=not stopped)
-        carried = None
+                       seconds=epoch.seconds, images_per_second=epoch.seen / max(epoch.seconds, 1e-9),
+                       steps=epoch.step, lr=epoch.lr, complete=not epoch.stopped)
         if checkpoint is not None:
-            partial = {"partial_epoch": {"loss_sum": loss_sum, "correct": correct, "seen": seen, "seconds": seconds}}
-            save_checkpoint(checkpoint, model, opt, sched, epoch if stopped else epoch + 1, history, train_loader,
-                            step=step if stopped else 0, loader_state=epoch_loader_state if stopped else None,
-                            scaler=scaler,
-                            extra={"schedule": {"name": schedule, "total_steps": epochs * steps_per_epoch},
-                                   **(partial if stopped else {})})
-        if stopped or (max_seconds is not None and used_seconds >= max_seconds):
+            _save(checkpoint, run, raw, epoch, history, train_loader, schedule, epochs)
+        if epoch.stopped or (max_seconds is not None and used_seconds >= max_seconds):
             bar.total = bar.n  # the budget ended the run: the saved bar reads 100% of what was trained
             break
+        epoch = _Epoch(epoch.index + 1)
     bar.close()
     return history
 
