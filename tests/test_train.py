@@ -3,6 +3,7 @@ import copy
 import inspect
 import math
 import pathlib
+import re
 
 import pytest
 import torch
@@ -254,8 +255,32 @@ def test_two_steps_of_fit_equal_a_hand_written_loop():
 
 
 def test_a_nan_loss_stops_training_with_the_epoch_and_step():
-    with pytest.raises(TrainingDiverged, match=r"epoch 1, at step \d+ of 8 .*learning rate too high"):
-        fit(_toy_model(), _loader(), epochs=3, lr=float("nan"), schedule="constant", progress=False, device="cpu")
+    images, labels = torch.randn(12, 3, 8, 8), torch.randint(0, 2, (12,))
+    images[5] = float("nan")  # one bad image in the second batch
+    batches = [(images[i:i + 4], labels[i:i + 4]) for i in range(0, 12, 4)]
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, at step 2 of 3 .*learning rate too high.*NaN/inf pixels"):
+        fit(_toy_model(), batches, epochs=3, schedule="constant", progress=False, device="cpu")
+
+
+@pytest.mark.parametrize(("setting", "value", "expected"), [
+    ("lr", float("nan"), "lr=nan is not allowed: lr must be a finite number >= 0"),
+    ("lr", -0.1, "lr=-0.1 is not allowed"),
+    ("weight_decay", float("inf"), "weight_decay=inf is not allowed: weight_decay must be a finite number >= 0"),
+    ("momentum", 1.0, "momentum=1.0 is not allowed: momentum must be a number from 0 up to (not including) 1"),
+    ("momentum", -0.5, "momentum=-0.5 is not allowed"),
+    ("label_smoothing", 1.5, "label_smoothing=1.5 is not allowed: label_smoothing must be a number from 0"),
+    ("aux_weight", float("nan"), "aux_weight=nan is not allowed: aux_weight must be a finite number >= 0"),
+    ("epochs", 0, "epochs=0 is not allowed: epochs must be a whole number >= 1"),
+    ("epochs", 2.5, "epochs=2.5 is not allowed"),
+    ("max_seconds", 0, "max_seconds=0 is not allowed: max_seconds must be a number of seconds > 0"),
+    ("log_every", 0, "log_every=0 is not allowed"),
+])
+def test_settings_are_checked_before_anything_is_trained(setting, value, expected):
+    model = _toy_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        fit(model, _loader(), **{setting: value}, progress=False, device="cpu")
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
 
 def test_the_host_reads_the_loss_only_every_log_every_steps(monkeypatch):

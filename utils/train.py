@@ -28,6 +28,7 @@ The command line (``python -m utils.train --help``, in :mod:`utils.cli`) runs th
 script, and with ``torchrun`` on several GPUs or machines through DistributedDataParallel.
 """
 import math
+import numbers
 import os
 import random
 import time
@@ -242,6 +243,44 @@ def _any_process(flag, device):
     return bool(_all_reduce_sum([float(flag)], device)[0]) if _distributed()[1] > 1 else flag
 
 
+#: The allowed values of fit's numeric settings, as a learner reads them, and the check itself.
+_SETTINGS = {
+    "epochs": ("a whole number >= 1", lambda v: _is_whole(v) and v >= 1),
+    "lr": ("a finite number >= 0, such as 0.05", lambda v: _is_number(v) and math.isfinite(v) and v >= 0),
+    "weight_decay": ("a finite number >= 0, such as 5e-4", lambda v: _is_number(v) and math.isfinite(v) and v >= 0),
+    "momentum": ("a number from 0 up to (not including) 1, such as 0.9", lambda v: _is_number(v) and 0 <= v < 1),
+    "label_smoothing": ("a number from 0 up to (not including) 1, such as 0.1",
+                        lambda v: _is_number(v) and 0 <= v < 1),
+    "aux_weight": ("a finite number >= 0, such as 0.3", lambda v: _is_number(v) and math.isfinite(v) and v >= 0),
+    "max_seconds": ("a number of seconds > 0, or None for no budget", lambda v: v is None or _is_number(v) and v > 0),
+    "log_every": ("a whole number of steps >= 1, or None", lambda v: v is None or _is_whole(v) and v >= 1),
+}
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_whole(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def setting_problem(name, value):
+    """What is wrong with ``value`` for fit's setting ``name``, as "must be ..." (None if it is fine).
+
+    The command line checks its options with the same rules."""
+    allowed, ok = _SETTINGS[name]
+    return None if ok(value) else f"must be {allowed}"
+
+
+def _check_settings(**settings):
+    """Raise ValueError for the first setting out of its range, before anything is trained."""
+    for name, value in settings.items():
+        problem = setting_problem(name, value)
+        if problem:
+            raise ValueError(f"{name}={value!r} is not allowed: {name} {problem}.")
+
+
 @dataclass
 class _Run:
     """What every step of one :func:`fit` call needs: the model, its optimizer, and the settings."""
@@ -427,6 +466,9 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
         log_every: steps between host synchronisations (progress bar, loss check); default 25 on a
             GPU, 1 on a CPU (where nothing runs ahead of the host anyway).
     """
+    _check_settings(epochs=epochs, lr=lr, weight_decay=weight_decay, momentum=momentum,
+                    label_smoothing=label_smoothing, aux_weight=aux_weight, max_seconds=max_seconds,
+                    log_every=log_every)
     device = torch.device(device) if device is not None else get_device()
     precision = resolve_precision(precision, device, bf16)
     rank, world = _distributed()
