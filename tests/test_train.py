@@ -374,7 +374,7 @@ def test_a_budget_cut_epoch_resumes_exactly_and_rerunning_changes_nothing(tmp_pa
 def test_resuming_with_more_epochs_is_refused_for_a_sized_schedule(tmp_path):
     path = tmp_path / "run.pt"
     fit(_toy_model(), _loader(), epochs=1, checkpoint=path, progress=False, device="cpu")
-    with pytest.raises(ValueError, match=r"(?s)onecycle schedule over 8 steps.*cannot be stretched"):
+    with pytest.raises(CheckpointError, match=r"(?s)onecycle schedule over 8 steps.*cannot be stretched"):
         fit(_toy_model(), _loader(), epochs=3, checkpoint=path, resume=True, progress=False, device="cpu")
     constant = tmp_path / "constant.pt"
     fit(_toy_model(), _loader(), epochs=1, schedule="constant", checkpoint=constant, progress=False, device="cpu")
@@ -411,3 +411,45 @@ def test_an_interrupted_save_keeps_the_last_good_checkpoint(tmp_path, monkeypatc
     monkeypatch.undo()
     assert load_checkpoint(path, _toy_model(), restore_rng=False)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]  # no temporary file left behind
+
+
+def test_an_existing_checkpoint_is_never_overwritten_unasked(tmp_path):
+    path = tmp_path / "run.pt"
+    fit(_toy_model(), _loader(), epochs=1, checkpoint=path, progress=False, device="cpu")
+    saved = path.read_bytes()
+    with pytest.raises(FileExistsError, match=r"run\.pt already holds a checkpoint.*resume=True.*overwrite=True"):
+        fit(_toy_model(), _loader(), epochs=1, checkpoint=path, progress=False, device="cpu")
+    assert path.read_bytes() == saved  # yesterday's training is still there
+    with pytest.raises(ValueError, match="choose one"):
+        fit(_toy_model(), _loader(), epochs=1, checkpoint=path, resume=True, overwrite=True, progress=False,
+            device="cpu")
+    with pytest.raises(ValueError, match="resume=True needs checkpoint="):
+        fit(_toy_model(), _loader(), epochs=1, resume=True, progress=False, device="cpu")
+    again = fit(_toy_model(), _loader(), epochs=2, checkpoint=path, overwrite=True, progress=False, device="cpu")
+    assert again.epoch == [1, 2] and load_checkpoint(path, _toy_model(), restore_rng=False)["epoch"] == 2
+
+
+def test_resume_without_a_checkpoint_starts_a_new_run_and_says_so(tmp_path, capsys):
+    seed_everything(0)
+    model = _toy_model()
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    path = tmp_path / "new.pt"
+    history = fit(model, _loader(), epochs=2, checkpoint=path, resume=True, progress=False, device="cpu")
+    said = capsys.readouterr().out
+    assert said == f"no checkpoint at {path} yet: starting a new run (saved there after every epoch)\n"
+    plain = _toy_model()
+    plain.load_state_dict(initial)
+    assert fit(plain, _loader(), epochs=2, progress=False, device="cpu").train_loss == history.train_loss
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, model.state_dict()[key]), key  # the same run as one without a checkpoint
+
+    # the next run of the same cell continues it: here it has nothing left to train, and loads the weights
+    fresh = _toy_model()
+    again = fit(fresh, _loader(), epochs=2, checkpoint=path, resume=True, progress=False, device="cpu")
+    assert capsys.readouterr().out == f"the run in {path} has finished its 2 epochs: nothing to train\n"
+    assert again.as_dict() == history.as_dict()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, fresh.state_dict()[key]), key
+    with pytest.raises(CheckpointMismatchError, match="same options"):  # a different run: the clear error
+        fit(GoogLeNet(num_classes=2, stem="cifar", width=0.125), _loader(), epochs=2, checkpoint=path, resume=True,
+            progress=False, device="cpu")

@@ -57,3 +57,8 @@ def progress_bar(total=None, desc=None, leave=True, disable=False, mininterval=1
     bar_class = _notebook_bar_class() if in_notebook() else tqdm.tqdm
     return bar_class(total=total, desc=desc, leave=leave, disable=disable, mininterval=mininterval,
                      dynamic_ncols=True, **kwargs)
+
+
+def say(text):
+    """Print one line without breaking a progress bar being drawn (``tqdm.write``), to stdout."""
+    tqdm.tqdm.write(text)

@@ -16,10 +16,15 @@ The semantics a learner can rely on:
 * ``max_seconds`` is the training-time budget of the whole run, evaluation excluded. Training
   stops at the first step past it; the cut epoch is recorded (``History.complete`` False) and
   checkpointed mid-epoch, and a resume continues it from the next step. Re-running the same
-  cell with ``resume=True`` once the budget is spent trains nothing and returns the history.
+  cell with ``resume=True`` once the budget is spent trains nothing, loads the saved weights
+  and returns the history.
 * ``resume=True`` continues a checkpoint exactly (same result as an uninterrupted run) with the
-  course's :class:`~utils.data.DeviceLoader`. A run with a schedule sized to its epochs
-  ('onecycle', 'cosine') cannot be resumed with a different ``epochs``: start a new run instead.
+  course's :class:`~utils.data.DeviceLoader`; with no checkpoint there yet it starts a new run
+  and says so, so one training cell serves the first run and every rerun. A run with a
+  schedule sized to its epochs ('onecycle', 'cosine') cannot be resumed with a different
+  ``epochs``: start a new run instead.
+* An existing checkpoint is never overwritten unasked: without ``resume=True`` (continue it)
+  or ``overwrite=True`` (start again and replace it), ``fit`` raises FileExistsError.
 * Checkpoints (:mod:`utils.checkpoint`) are written to a temporary file and renamed, so an
   interrupted save leaves the previous checkpoint intact; an unreadable file gets
   :class:`CheckpointError` naming it.
@@ -48,7 +53,7 @@ from .checkpoint import (  # noqa: F401  (CheckpointMismatchError, load_checkpoi
     save_checkpoint,
 )
 from .cli import build_parser  # noqa: F401  (lessons import it from here)
-from .progress import progress_bar
+from .progress import progress_bar, say
 
 #: The clock ``fit`` measures training time with (tests replace it with a fake one).
 _clock = time.perf_counter
@@ -322,29 +327,57 @@ class _Epoch:
         return {"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen, "seconds": self.seconds}
 
 
-def _start_or_resume(checkpoint, resume, run, epochs, schedule, max_seconds, train_loader, seed, rank):
-    """(history, the epoch to start with): a new run, or the one saved in ``checkpoint`` when resuming.
+def _continues_a_run(checkpoint, resume, overwrite, rank):
+    """True if this call continues the run saved in ``checkpoint``; False if it starts a new one.
 
-    Returns ``(history, None)`` when the saved run has nothing left to train (time budget spent)."""
-    if not (resume and checkpoint is not None and os.path.exists(checkpoint)):
-        seed_everything(seed + rank)
-        generator = _loader_generator(train_loader)
-        if generator is not None:
-            generator.manual_seed(seed + rank)
-        return History(), _Epoch(0)
+    A checkpoint that exists is continued (``resume=True``) or replaced (``overwrite=True``), never
+    overwritten unasked; ``resume=True`` with no checkpoint yet starts a new run and says so."""
+    if resume and overwrite:
+        raise ValueError("resume=True continues the run saved in checkpoint=, overwrite=True replaces it: choose one.")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=, the file of the run to continue.")
+    exists = checkpoint is not None and os.path.exists(checkpoint)
+    if exists and not (resume or overwrite):
+        raise FileExistsError(
+            f"{checkpoint} already holds a checkpoint, and this new run would overwrite it. Pass resume=True to "
+            "continue the run saved there, or overwrite=True to start again and replace it (or choose another "
+            "checkpoint file).")
+    if resume and not exists and rank == 0:
+        say(f"no checkpoint at {checkpoint} yet: starting a new run (saved there after every epoch)")
+    return resume and exists
+
+
+def _new_run(train_loader, seed, rank):
+    """Seed everything (the loader's own generator too) and start at epoch 0 with an empty history."""
+    seed_everything(seed + rank)
+    generator = _loader_generator(train_loader)
+    if generator is not None:
+        generator.manual_seed(seed + rank)
+    return History(), _Epoch(0)
+
+
+def _resume(checkpoint, run, epochs, schedule, train_loader, rank):
+    """(history, the epoch to continue) of the run saved in ``checkpoint``, loaded into the model,
+    optimizer, schedule and random-number generators; the epoch is None if nothing is left to train."""
     saved = _read_checkpoint(checkpoint)
     sized, wanted = saved.get("schedule"), {"name": schedule, "total_steps": epochs * run.steps_per_epoch}
     if sized and sized != wanted and (sized["name"] != schedule or schedule != "constant"):
-        raise ValueError(
+        raise CheckpointError(
             f"{checkpoint} was trained with a {sized['name']} schedule over {sized['total_steps']:,} steps, but this "
             f"call asks for {schedule} over {epochs} epochs x {run.steps_per_epoch} steps = "
             f"{wanted['total_steps']:,}. A schedule sized to its epochs cannot be stretched mid-run: keep the epochs "
-            "and schedule as they were, or start a new run (another checkpoint file, or resume=False).")
+            "and schedule as they were, or start a new run (another checkpoint file, or overwrite=True).")
     history = History(**saved["history"])
-    if max_seconds is not None and sum(history.seconds) >= max_seconds:
-        return history, None  # this run's time budget is already spent: re-running the cell changes nothing
     state = load_checkpoint(checkpoint, run.model, run.opt, run.sched, loader=train_loader, scaler=run.scaler)
     epoch = _Epoch(state["epoch"], step=state.get("step", 0))
+    if run.max_seconds is not None and sum(history.seconds) >= run.max_seconds:
+        if rank == 0:  # re-running the cell changes nothing (the model holds the saved weights)
+            say(f"the run in {checkpoint} has spent its time budget (max_seconds={run.max_seconds}): nothing to train")
+        return history, None
+    if epoch.index >= epochs:
+        if rank == 0:
+            say(f"the run in {checkpoint} has finished its {epoch.index} epochs: nothing to train")
+        return history, None
     if epoch.step:  # the last row is an epoch the budget cut; it continues now and is recorded whole
         carried = state["partial_epoch"]
         epoch.loss_sum, epoch.correct, epoch.seen = carried["loss_sum"], carried["correct"], carried["seen"]
@@ -447,7 +480,7 @@ def _save(checkpoint, run, raw, epoch, history, loader, schedule, epochs):
 def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd", weight_decay=5e-4,
         schedule="onecycle", aux_weight=0.3, label_smoothing=0.0, device=None, bf16=False,
         channels_last=False, compile=False, max_seconds=None, checkpoint=None, resume=False, seed=0,
-        progress=True, momentum=0.9, precision=None, log_every=None):
+        progress=True, momentum=0.9, precision=None, log_every=None, overwrite=False):
     """Train ``model`` and return a :class:`History` (see the module docstring for the semantics).
 
     Args:
@@ -461,7 +494,9 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
         channels_last, compile: speed options for GPUs (``compile`` may name a torch.compile mode, such as
             "reduce-overhead", which adds CUDA graphs).
         max_seconds: the run's training-time budget (evaluation excluded).
-        checkpoint: a file to save after each epoch; with ``resume=True`` training continues from it.
+        checkpoint: a file to save after each epoch. If it exists, fit refuses to overwrite it unless told:
+            ``resume=True`` continues the run saved there (or, with no file yet, starts a new one and says so),
+            ``overwrite=True`` starts again and replaces it.
         seed: seeds everything at the start of a fresh run.
         log_every: steps between host synchronisations (progress bar, loss check); default 25 on a
             GPU, 1 on a CPU (where nothing runs ahead of the host anyway).
@@ -485,8 +520,11 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
                precision=precision, channels_last=channels_last, aux_weight=aux_weight,
                label_smoothing=label_smoothing, log_every=log_every or (25 if device.type == "cuda" else 1),
                steps_per_epoch=steps_per_epoch, max_seconds=max_seconds)
-    history, epoch = _start_or_resume(checkpoint, resume, run, epochs, schedule, max_seconds, train_loader, seed, rank)
-    if epoch is None or epoch.index >= epochs:
+    if _continues_a_run(checkpoint, resume, overwrite, rank):
+        history, epoch = _resume(checkpoint, run, epochs, schedule, train_loader, rank)
+    else:
+        history, epoch = _new_run(train_loader, seed, rank)
+    if epoch is None:
         return history
     if compile:
         run.model = torch.compile(model, mode=compile if isinstance(compile, str) else None)
