@@ -4,6 +4,8 @@ import inspect
 import math
 import pathlib
 import re
+import signal
+import threading
 
 import pytest
 import torch
@@ -453,3 +455,122 @@ def test_resume_without_a_checkpoint_starts_a_new_run_and_says_so(tmp_path, caps
     with pytest.raises(CheckpointMismatchError, match="same options"):  # a different run: the clear error
         fit(GoogLeNet(num_classes=2, stem="cifar", width=0.125), _loader(), epochs=2, checkpoint=path, resume=True,
             progress=False, device="cpu")
+
+
+class InterruptingLoader:
+    """Wraps a loader and raises KeyboardInterrupt (Ctrl-C, Colab's stop button) before batch ``at_batch``
+    (counted over all epochs, from 0)."""
+
+    def __init__(self, loader, at_batch):
+        self.loader, self.at_batch, self.batches = loader, at_batch, 0
+        self.generator = loader.generator
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            if self.batches == self.at_batch:
+                raise KeyboardInterrupt
+            self.batches += 1
+            yield batch
+
+
+def _straight_run(epochs=3, test_loader=None):
+    """An uninterrupted run from the weights a seeded _toy_model starts with: (model, history, initial weights)."""
+    seed_everything(0)
+    model = _toy_model()
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    history = fit(model, _loader(), test_loader, epochs=epochs, progress=False, device="cpu")
+    return model, history, initial
+
+
+def _assert_same_run(model, history, expected_model, expected_history):
+    for key, value in expected_model.state_dict().items():
+        assert torch.equal(value, model.state_dict()[key]), key
+    for key in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "steps", "lr", "complete"):
+        assert getattr(history, key) == getattr(expected_history, key), key
+
+
+def test_an_interrupted_run_saves_its_steps_and_resumes_exactly(tmp_path, capsys):
+    straight, expected, initial = _straight_run()
+    path = tmp_path / "run.pt"
+    interrupted = _toy_model()
+    interrupted.load_state_dict(initial)
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C after 3 steps of epoch 2
+        fit(interrupted, InterruptingLoader(_loader(), at_batch=8 + 3), epochs=3, checkpoint=path, progress=False,
+            device="cpu")
+    assert capsys.readouterr().out == (f"training interrupted in epoch 2 after 3 of 8 steps: saved in {path}; "
+                                       "run again with resume=True (command line: --resume) to continue\n")
+    saved = load_checkpoint(path, _toy_model(), restore_rng=False)
+    assert (saved["epoch"], saved["step"], saved["history"]["epoch"]) == (1, 3, [1])
+    torch.manual_seed(1234)  # a fresh session
+    resumed = _toy_model()
+    history = fit(resumed, _loader(), epochs=3, checkpoint=path, resume=True, progress=False, device="cpu")
+    _assert_same_run(resumed, history, straight, expected)
+
+
+def test_a_run_interrupted_during_evaluation_resumes_exactly(tmp_path):
+    batches = [(torch.randn(16, 3, 8, 8), torch.randint(0, 2, (16,))) for _ in range(2)]
+
+    class InterruptedOnce(list):
+        interrupted = False
+
+        def __iter__(self):
+            if not self.interrupted:
+                self.interrupted = True
+                raise KeyboardInterrupt
+            return super().__iter__()
+
+    straight, expected, initial = _straight_run(epochs=2, test_loader=batches)
+    path = tmp_path / "run.pt"
+    interrupted = _toy_model()
+    interrupted.load_state_dict(initial)
+    with pytest.raises(KeyboardInterrupt):  # during the evaluation after epoch 1
+        fit(interrupted, _loader(), InterruptedOnce(batches), epochs=2, checkpoint=path, progress=False,
+            device="cpu")
+    assert load_checkpoint(path, _toy_model(), restore_rng=False)["step"] == 8
+    resumed = _toy_model()
+    history = fit(resumed, _loader(), batches, epochs=2, checkpoint=path, resume=True, progress=False, device="cpu")
+    _assert_same_run(resumed, history, straight, expected)
+
+
+def _signals_reach_this_thread():
+    return (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+
+
+@pytest.mark.skipif(not _signals_reach_this_thread(), reason="Ctrl-C (SIGINT) reaches only the main thread")
+@pytest.mark.parametrize("where", ["forward", "optimizer step"])
+def test_a_real_ctrl_c_saves_whole_steps_and_resumes_exactly(tmp_path, monkeypatch, where):
+    """SIGINT in the forward pass (after dropout drew its random numbers) or in the middle of the optimizer's
+    update: the checkpoint holds whole steps only, and the random state after the last of them."""
+    straight, expected, initial = _straight_run(epochs=2)
+    calls = {"n": 0}
+
+    def ctrl_c_at_the_tenth_call(original, before):
+        def wrapped(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 10 and before:
+                signal.raise_signal(signal.SIGINT)  # just before the update
+            result = original(*args, **kwargs)
+            if calls["n"] == 10 and not before:
+                signal.raise_signal(signal.SIGINT)  # after the forward pass drew its dropout masks
+            return result
+        return wrapped
+
+    interrupted = _toy_model()
+    interrupted.load_state_dict(initial)
+    if where == "forward":
+        monkeypatch.setattr(interrupted, "forward", ctrl_c_at_the_tenth_call(interrupted.forward, before=False))
+    else:
+        monkeypatch.setattr(torch.optim.SGD, "step", ctrl_c_at_the_tenth_call(torch.optim.SGD.step, before=True))
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(interrupted, _loader(), epochs=2, checkpoint=path, progress=False, device="cpu")
+    monkeypatch.undo()
+    # in the forward pass of step 10 that step is lost; in its update the update completes first
+    assert load_checkpoint(path, _toy_model(), restore_rng=False)["step"] == (1 if where == "forward" else 2)
+    resumed = _toy_model()
+    history = fit(resumed, _loader(), epochs=2, checkpoint=path, resume=True, progress=False, device="cpu")
+    _assert_same_run(resumed, history, straight, expected)

@@ -23,6 +23,9 @@ The semantics a learner can rely on:
   and says so, so one training cell serves the first run and every rerun. A run with a
   schedule sized to its epochs ('onecycle', 'cosine') cannot be resumed with a different
   ``epochs``: start a new run instead.
+* Ctrl-C (Colab's stop button) during training or evaluation saves the steps done so far as a
+  mid-epoch checkpoint, prints how to resume, and re-raises; a resume continues exactly. A Ctrl-C
+  during a weights update takes effect when that update is done.
 * An existing checkpoint is never overwritten unasked: without ``resume=True`` (continue it)
   or ``overwrite=True`` (start again and replace it), ``fit`` raises FileExistsError.
 * Checkpoints (:mod:`utils.checkpoint`) are written to a temporary file and renamed, so an
@@ -32,10 +35,13 @@ The semantics a learner can rely on:
 The command line (``python -m utils.train --help``, in :mod:`utils.cli`) runs the same recipe as a
 script, and with ``torchrun`` on several GPUs or machines through DistributedDataParallel.
 """
+import contextlib
 import math
 import numbers
 import os
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -48,6 +54,8 @@ from .checkpoint import (  # noqa: F401  (CheckpointMismatchError, load_checkpoi
     _distributed,
     _loader_generator,
     _read_checkpoint,
+    _rng_state,
+    _set_rng_state,
     _unwrap,
     load_checkpoint,
     save_checkpoint,
@@ -320,11 +328,60 @@ class _Epoch:
     seconds: float = 0.0  # training time, evaluation excluded
     lr: float = None  # the learning rate of the last step
     loader_state: torch.Tensor = None  # the loader's generator state at the epoch's start
-    stopped: bool = False  # cut by the time budget
+    rng: dict = None  # the random-number state after the last step done
+    stopped: bool = False  # cut short: by the time budget, or interrupted
 
     def carried(self):
         """The totals a mid-epoch checkpoint saves (``partial_epoch``)."""
-        return {"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen, "seconds": self.seconds}
+        return {"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen, "seconds": self.seconds,
+                "lr": self.lr}
+
+
+class _Window:
+    """The loss, correct predictions and examples of the steps since the host last read them, summed on
+    the device: reading them is the one host synchronisation, every ``log_every`` steps."""
+
+    def __init__(self, device):
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.int64)
+        self.seen = self.steps = 0
+
+    def add(self, loss, logits, y):
+        self.loss += loss.detach().float() * len(y)
+        self.correct += (logits.detach().argmax(1) == y).sum()
+        self.seen += len(y)
+        self.steps += 1
+
+    def empty_into(self, epoch):
+        """Add the sums to ``epoch``'s totals and start again from zero; returns (loss sum, examples, steps)."""
+        loss, correct = self.loss.item(), self.correct.item()
+        with _uninterrupted():  # all or nothing: no step counted twice or lost
+            seen, steps = self.seen, self.steps
+            epoch.loss_sum += loss
+            epoch.correct += correct
+            epoch.seen += seen
+            self.loss.zero_()
+            self.correct.zero_()
+            self.seen = self.steps = 0
+        return loss, seen, steps
+
+
+@contextlib.contextmanager
+def _uninterrupted():
+    """Hold a Ctrl-C (Colab's stop button) that arrives inside the block until the block is done, so that
+    a training step is never left half done. Signals reach only the main thread: elsewhere it does nothing."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield
+        return
+    held = []
+    signal.signal(signal.SIGINT, lambda *received: held.append(received))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held and callable(previous):
+            previous(*held[0])  # Python's own handler raises KeyboardInterrupt now
 
 
 def _continues_a_run(checkpoint, resume, overwrite, rank):
@@ -378,91 +435,88 @@ def _resume(checkpoint, run, epochs, schedule, train_loader, rank):
         if rank == 0:
             say(f"the run in {checkpoint} has finished its {epoch.index} epochs: nothing to train")
         return history, None
-    if epoch.step:  # the last row is an epoch the budget cut; it continues now and is recorded whole
+    if epoch.step:  # an epoch cut short (time budget, Ctrl-C) continues now and is recorded whole
         carried = state["partial_epoch"]
         epoch.loss_sum, epoch.correct, epoch.seen = carried["loss_sum"], carried["correct"], carried["seen"]
-        epoch.seconds = carried["seconds"]
-        history = History(**{k: (v[:-1] if isinstance(v, list) else v) for k, v in history.as_dict().items()})
+        epoch.seconds, epoch.lr = carried["seconds"], carried.get("lr")
+        if history.epoch and history.epoch[-1] == epoch.index + 1:  # the budget recorded its first part
+            history = History(**{k: (v[:-1] if isinstance(v, list) else v) for k, v in history.as_dict().items()})
     return history, epoch
 
 
-def _train_step(run, x, y):
-    """One optimizer step on the batch ``(x, y)``; returns the loss (aux heads included) and the main logits."""
+def _train_step(run, epoch, window, x, y):
+    """One optimizer step on the batch ``(x, y)``; its loss and accuracy go into ``window``."""
     with _autocast(run.device, run.precision):
         outputs = run.model(x)
         loss, logits = classification_loss(outputs, y, run.aux_weight, run.label_smoothing)
     run.opt.zero_grad(set_to_none=True)
-    if run.scaler is not None:
-        run.scaler.scale(loss).backward()
-        run.scaler.step(run.opt)
-        run.scaler.update()
-    else:
-        loss.backward()
-        run.opt.step()
-    return loss, logits
+    (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
+    with _uninterrupted():  # a Ctrl-C here waits until the step is done: no half-updated weights
+        if run.scaler is not None:
+            run.scaler.step(run.opt)
+            run.scaler.update()
+        else:
+            run.opt.step()
+        epoch.lr = run.opt.param_groups[0]["lr"]  # the learning rate this step used
+        run.sched.step()
+        epoch.step += 1
+        window.add(loss, logits, y)
+        epoch.rng = _rng_state()  # what a checkpoint saved after this step restores
 
 
-def _train_epoch(run, loader, epoch, used_seconds, bar, history):
+def _train_epoch(run, loader, epoch, used_seconds, bar):
     """Train the rest of ``epoch`` (from step ``epoch.step`` on), updating its totals as it goes.
 
     The loss and accuracy are summed on the device and read by the host every ``run.log_every``
     steps (one synchronisation), where the progress bar is updated, the loss checked, and, under
     torchrun, the processes agree whether the time budget is spent."""
-    device, world = run.device, _distributed()[1]
+    device, (rank, world) = run.device, _distributed()
     skip, seconds_before = epoch.step, epoch.seconds
-    # under torchrun the totals of an epoch's first part are held by process 0 only
-    if skip and _distributed()[0] != 0:
+    if skip and rank != 0:  # under torchrun the totals of an epoch's first part are held by process 0
         epoch.loss_sum, epoch.correct, epoch.seen = 0.0, 0.0, 0
-    window_loss = torch.zeros((), device=device)
-    window_correct = torch.zeros((), device=device, dtype=torch.int64)
-    window_seen = window_steps = 0
-    started = _clock()
-    for index, (x, y) in enumerate(loader):
-        if index < skip:
-            continue  # replay the loader up to where the interrupted epoch stopped
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if run.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        loss, logits = _train_step(run, x, y)
-        epoch.lr = run.opt.param_groups[0]["lr"]  # the learning rate this step used
-        run.sched.step()
-        epoch.step += 1
-        window_loss += loss.detach().float() * len(y)
-        window_correct += (logits.detach().argmax(1) == y).sum()
-        window_seen += len(y)
-        window_steps += 1
-        if history.first_step_seconds is None:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            history.first_step_seconds = _clock() - started
-        last = epoch.step == run.steps_per_epoch
-        over_budget = (run.max_seconds is not None
-                       and used_seconds + seconds_before + _clock() - started >= run.max_seconds)
-        # under torchrun every process must reach the same synchronisation points: there the budget
-        # is checked at log_every steps only, and all processes stop together
-        if window_steps >= run.log_every or last or (over_budget and world == 1):
-            loss_value, correct_value = window_loss.item(), window_correct.item()  # the one host sync
-            if not math.isfinite(loss_value):
-                bar.close()
-                raise TrainingDiverged(
-                    f"the training loss became {loss_value / window_seen} in epoch {epoch.index + 1}, at step "
-                    f"{epoch.step} of {run.steps_per_epoch} (learning rate {epoch.lr:.3g}). Likely cause: a "
-                    "learning rate too high for this batch size and model (try 3-10x lower), or bad input "
-                    "(NaN/inf pixels).")
-            epoch.loss_sum += loss_value
-            epoch.correct += correct_value
-            epoch.seen += window_seen
-            bar.update(window_steps)
-            bar.set_postfix(epoch=epoch.index + 1, loss=f"{epoch.loss_sum / epoch.seen:.3f}",
-                            acc=f"{epoch.correct / epoch.seen:.1%}", refresh=False)
-            window_loss.zero_()
-            window_correct.zero_()
-            window_seen = window_steps = 0
-            if _any_process(over_budget, device):
-                epoch.stopped = not last
-                break
-    epoch.seconds = seconds_before + _clock() - started
+    window, started = _Window(device), _clock()
+    try:
+        for index, (x, y) in enumerate(loader):
+            if index < skip:
+                continue  # replay the loader up to where the interrupted epoch stopped
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if run.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            _train_step(run, epoch, window, x, y)
+            if run.first_step_seconds is None:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                run.first_step_seconds = _clock() - started
+            last = epoch.step == run.steps_per_epoch
+            over_budget = (run.max_seconds is not None
+                           and used_seconds + seconds_before + _clock() - started >= run.max_seconds)
+            # under torchrun every process must reach the same synchronisation points: there the budget
+            # is checked at log_every steps only, and all processes stop together
+            if window.steps >= run.log_every or last or (over_budget and world == 1):
+                _log(run, epoch, window, bar)
+                if _any_process(over_budget, device):
+                    epoch.stopped = not last
+                    break
+    except KeyboardInterrupt:
+        window.empty_into(epoch)  # the steps done since the last read count too
+        raise
+    finally:
+        epoch.seconds = seconds_before + _clock() - started
     epoch.loss_sum, epoch.correct, epoch.seen = _all_reduce_sum([epoch.loss_sum, epoch.correct, epoch.seen], device)
+
+
+def _log(run, epoch, window, bar):
+    """Move the window's sums into the epoch's totals, stop if the loss is not finite, update the bar."""
+    loss, seen, steps = window.empty_into(epoch)
+    if not math.isfinite(loss):
+        bar.close()
+        raise TrainingDiverged(
+            f"the training loss became {loss / seen} in epoch {epoch.index + 1}, at step {epoch.step} of "
+            f"{run.steps_per_epoch} (learning rate {epoch.lr:.3g}). Likely cause: a learning rate too high for this "
+            "batch size and model (try 3-10x lower), or bad input (NaN/inf pixels).")
+    bar.update(steps)
+    bar.set_postfix(epoch=epoch.index + 1, loss=f"{epoch.loss_sum / epoch.seen:.3f}",
+                    acc=f"{epoch.correct / epoch.seen:.1%}", refresh=False)
 
 
 def _save(checkpoint, run, raw, epoch, history, loader, schedule, epochs):
@@ -475,6 +529,21 @@ def _save(checkpoint, run, raw, epoch, history, loader, schedule, epochs):
     else:
         save_checkpoint(checkpoint, raw, run.opt, run.sched, epoch.index + 1, history, loader, scaler=run.scaler,
                         extra=sized)
+
+
+def _save_interrupted(checkpoint, run, raw, epoch, history, loader, schedule, epochs):
+    """Ctrl-C (Colab's stop button) interrupted ``epoch``: save the steps done so far, say how to resume."""
+    rank, world = _distributed()
+    where = f"training interrupted in epoch {epoch.index + 1} after {epoch.step} of {run.steps_per_epoch} steps"
+    if checkpoint is None or world > 1:
+        if rank == 0:
+            say(f"{where}; nothing saved: " + ("fit was given no checkpoint=" if checkpoint is None
+                                               else "under torchrun the checkpoint of the last epoch is kept"))
+        return
+    _set_rng_state(epoch.rng)  # the random state right after the last step done
+    epoch.stopped = True
+    _save(checkpoint, run, raw, epoch, history, loader, schedule, epochs)
+    say(f"{where}: saved in {checkpoint}; run again with resume=True (command line: --resume) to continue")
 
 
 def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd", weight_decay=5e-4,
@@ -535,9 +604,17 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
         model.train()
         generator = _loader_generator(train_loader)
         epoch.loader_state = generator.get_state() if generator is not None else None
-        _train_epoch(run, train_loader, epoch, used_seconds, bar, history)
+        epoch.rng = _rng_state()
+        try:
+            _train_epoch(run, train_loader, epoch, used_seconds, bar)
+            result = evaluate(raw, test_loader, precision=precision) if test_loader is not None else None
+        except KeyboardInterrupt:
+            bar.close()
+            _save_interrupted(checkpoint, run, raw, epoch, history, train_loader, schedule, epochs)
+            raise
+        if history.first_step_seconds is None:
+            history.first_step_seconds = run.first_step_seconds
         used_seconds += epoch.seconds
-        result = evaluate(raw, test_loader, precision=precision) if test_loader is not None else None
         seen = max(epoch.seen, 1)
         history.append(epoch=epoch.index + 1, train_loss=epoch.loss_sum / seen, train_acc=epoch.correct / seen,
                        test_loss=result and result["loss"], test_acc=result and result["accuracy"],
