@@ -1,5 +1,6 @@
 """The training loop: it learns, it resumes exactly, it refuses foreign checkpoints."""
 import copy
+import errno
 import inspect
 import math
 import pathlib
@@ -413,6 +414,28 @@ def test_an_interrupted_save_keeps_the_last_good_checkpoint(tmp_path, monkeypatc
     monkeypatch.undo()
     assert load_checkpoint(path, _toy_model(), restore_rng=False)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"),
+                                     RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")])
+def test_a_failed_write_keeps_the_last_good_checkpoint_and_says_so(tmp_path, monkeypatch, failure):
+    path = tmp_path / "run.pt"
+    fit(_toy_model(), _loader(), epochs=1, schedule="constant", checkpoint=path, progress=False, device="cpu")
+    real_save = torch.save
+
+    def disk_full_half_way(obj, f):
+        real_save(obj, f)
+        pathlib.Path(f).write_bytes(pathlib.Path(f).read_bytes()[:1000])  # part of the file was written
+        raise failure
+
+    monkeypatch.setattr(torch, "save", disk_full_half_way)
+    with pytest.raises(OSError, match=r"run\.pt could not be saved: .*(No space left|write failed).*is kept") as caught:
+        fit(_toy_model(), _loader(), epochs=2, schedule="constant", checkpoint=path, resume=True, progress=False,
+            device="cpu")
+    monkeypatch.undo()
+    assert caught.value.errno == (errno.ENOSPC if isinstance(failure, OSError) else None)
+    assert load_checkpoint(path, _toy_model(), restore_rng=False)["epoch"] == 1  # the last good one
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]
 
 
 def test_an_existing_checkpoint_is_never_overwritten_unasked(tmp_path):

@@ -82,13 +82,19 @@ def _set_rng_state(state, loader=None):
 def _atomic_save(obj, path):
     """``torch.save`` to a temporary file in the same folder, then rename it over ``path``.
 
-    A rename is atomic, so ``path`` always holds either the old complete file or the new one."""
+    A rename is atomic, so ``path`` always holds either the old complete file or the new one. A write
+    that fails (a full disk) raises OSError saying so; the file saved before stays as it was."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         torch.save(obj, temporary)
         os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:  # torch's file writer reports a full disk as a RuntimeError
+        reason = getattr(error, "strerror", None) or str(error)
+        message = (f"{path} could not be saved: {reason}. Any checkpoint saved there before is kept and still "
+                   "loads. Free some disk space (or choose another checkpoint file), then resume.")
+        raise OSError(*((error.errno, message) if getattr(error, "errno", None) else (message,))) from error
     finally:
         temporary.unlink(missing_ok=True)
 
