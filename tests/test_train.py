@@ -499,10 +499,16 @@ class InterruptingLoader:
             yield batch
 
 
-def _straight_run(epochs=3, test_loader=None):
-    """An uninterrupted run from the weights a seeded _toy_model starts with: (model, history, initial weights)."""
+def _batch_norm_model():
+    """The toy model with batch norm, whose running statistics change in the forward pass."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.2),
+                         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 2))
+
+
+def _straight_run(epochs=3, test_loader=None, make_model=_toy_model):
+    """An uninterrupted run from the weights a seeded model starts with: (model, history, initial weights)."""
     seed_everything(0)
-    model = _toy_model()
+    model = make_model()
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     history = fit(model, _loader(), test_loader, epochs=epochs, progress=False, device="cpu")
     return model, history, initial
@@ -566,9 +572,9 @@ def _signals_reach_this_thread():
 @pytest.mark.skipif(not _signals_reach_this_thread(), reason="Ctrl-C (SIGINT) reaches only the main thread")
 @pytest.mark.parametrize("where", ["forward", "optimizer step"])
 def test_a_real_ctrl_c_saves_whole_steps_and_resumes_exactly(tmp_path, monkeypatch, where):
-    """SIGINT in the forward pass (after dropout drew its random numbers) or in the middle of the optimizer's
-    update: the checkpoint holds whole steps only, and the random state after the last of them."""
-    straight, expected, initial = _straight_run(epochs=2)
+    """SIGINT in the forward pass (after dropout drew its random numbers and batch norm updated its running
+    statistics) or in the middle of the optimizer's update: the checkpoint holds whole steps only."""
+    straight, expected, initial = _straight_run(epochs=2, make_model=_batch_norm_model)
     calls = {"n": 0}
 
     def ctrl_c_at_the_tenth_call(original, before):
@@ -582,7 +588,7 @@ def test_a_real_ctrl_c_saves_whole_steps_and_resumes_exactly(tmp_path, monkeypat
             return result
         return wrapped
 
-    interrupted = _toy_model()
+    interrupted = _batch_norm_model()
     interrupted.load_state_dict(initial)
     if where == "forward":
         monkeypatch.setattr(interrupted, "forward", ctrl_c_at_the_tenth_call(interrupted.forward, before=False))
@@ -593,7 +599,7 @@ def test_a_real_ctrl_c_saves_whole_steps_and_resumes_exactly(tmp_path, monkeypat
         fit(interrupted, _loader(), epochs=2, checkpoint=path, progress=False, device="cpu")
     monkeypatch.undo()
     # in the forward pass of step 10 that step is lost; in its update the update completes first
-    assert load_checkpoint(path, _toy_model(), restore_rng=False)["step"] == (1 if where == "forward" else 2)
-    resumed = _toy_model()
+    assert load_checkpoint(path, _batch_norm_model(), restore_rng=False)["step"] == (1 if where == "forward" else 2)
+    resumed = _batch_norm_model()
     history = fit(resumed, _loader(), epochs=2, checkpoint=path, resume=True, progress=False, device="cpu")
     _assert_same_run(resumed, history, straight, expected)

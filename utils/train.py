@@ -311,6 +311,7 @@ class _Run:
     steps_per_epoch: int
     max_seconds: float = None
     first_step_seconds: float = None  # of this call (on resume, the run's first step was in an earlier one)
+    last_step: "_AfterLastStep" = None
 
 
 @dataclass
@@ -328,7 +329,6 @@ class _Epoch:
     seconds: float = 0.0  # training time, evaluation excluded
     lr: float = None  # the learning rate of the last step
     loader_state: torch.Tensor = None  # the loader's generator state at the epoch's start
-    rng: dict = None  # the random-number state after the last step done
     stopped: bool = False  # cut short: by the time budget, or interrupted
 
     def carried(self):
@@ -364,6 +364,28 @@ class _Window:
             self.correct.zero_()
             self.seen = self.steps = 0
         return loss, seen, steps
+
+
+class _AfterLastStep:
+    """What a step changes before its weights update (batch-norm statistics, random numbers), as it was
+    after the last whole step: a Ctrl-C in the middle of a step restores it, so a checkpoint saved then
+    holds whole steps only. The weights and the optimizer change only in the update, which a Ctrl-C
+    cannot cut (see :func:`_uninterrupted`)."""
+
+    def __init__(self, model):
+        self.buffers = list(model.buffers())
+        self.copies = [buffer.detach().clone() for buffer in self.buffers]
+        self.rng = _rng_state()
+
+    def remember(self):
+        if self.buffers:
+            torch._foreach_copy_(self.copies, self.buffers)  # one device call for every buffer
+        self.rng = _rng_state()
+
+    def restore(self):
+        if self.buffers:
+            torch._foreach_copy_(self.buffers, self.copies)
+        _set_rng_state(self.rng)
 
 
 @contextlib.contextmanager
@@ -461,7 +483,7 @@ def _train_step(run, epoch, window, x, y):
         run.sched.step()
         epoch.step += 1
         window.add(loss, logits, y)
-        epoch.rng = _rng_state()  # what a checkpoint saved after this step restores
+        run.last_step.remember()
 
 
 def _train_epoch(run, loader, epoch, used_seconds, bar):
@@ -540,7 +562,7 @@ def _save_interrupted(checkpoint, run, raw, epoch, history, loader, schedule, ep
             say(f"{where}; nothing saved: " + ("fit was given no checkpoint=" if checkpoint is None
                                                else "under torchrun the checkpoint of the last epoch is kept"))
         return
-    _set_rng_state(epoch.rng)  # the random state right after the last step done
+    run.last_step.restore()  # undo what the unfinished step changed
     epoch.stopped = True
     _save(checkpoint, run, raw, epoch, history, loader, schedule, epochs)
     say(f"{where}: saved in {checkpoint}; run again with resume=True (command line: --resume) to continue")
@@ -595,6 +617,7 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
         history, epoch = _new_run(train_loader, seed, rank)
     if epoch is None:
         return history
+    run.last_step = _AfterLastStep(raw)
     if compile:
         run.model = torch.compile(model, mode=compile if isinstance(compile, str) else None)
     used_seconds = sum(history.seconds)  # complete epochs (and cut ones before the last) of this run
@@ -604,7 +627,6 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
         model.train()
         generator = _loader_generator(train_loader)
         epoch.loader_state = generator.get_state() if generator is not None else None
-        epoch.rng = _rng_state()
         try:
             _train_epoch(run, train_loader, epoch, used_seconds, bar)
             result = evaluate(raw, test_loader, precision=precision) if test_loader is not None else None
