@@ -133,7 +133,9 @@ def test_googlenet_aux_heads_add_three_tenths_of_their_loss_in_fit():
     loader = DeviceLoader(images, torch.arange(4), batch_size=2)
     history = fit(model, loader, loader, epochs=1, lr=0.0, schedule="constant", progress=False, device="cpu")
     assert history.train_loss[0] == pytest.approx(1.6 * math.log(10), rel=1e-6)
+    assert history.train_main_loss[0] == pytest.approx(math.log(10), rel=1e-6)  # the main head's alone
     assert history.test_loss[0] == pytest.approx(math.log(10), rel=1e-6)  # aux heads are dropped at inference
+    assert "train loss 3.684 (main head 2.303)" in history.summary()
 
 
 def test_label_smoothing_applies_to_a_single_head_model():
@@ -156,6 +158,8 @@ def test_fit_smooths_the_loss_of_a_single_head_model():
     log_p = torch.tensor([2.0, 0.0]).log_softmax(0)
     by_hand = -(0.8 * log_p + 0.2 * log_p.mean()).mean().item()  # two examples of each class
     assert history.train_loss[0] == pytest.approx(by_hand, rel=1e-6)
+    assert history.train_main_loss == history.train_loss  # one head: the same number
+    assert "(main head" not in history.summary()
 
 
 class FixedHeads(nn.Module):
@@ -178,6 +182,7 @@ def test_fit_uses_aux_weight_three_tenths_and_smooths_every_head():
     heads = FixedHeads().logits.detach()
     ce = [nn.functional.cross_entropy(h.expand(4, 3), y, label_smoothing=0.2).item() for h in heads]
     assert history.train_loss[0] == pytest.approx(ce[0] + 0.3 * ce[1] + 0.3 * ce[2], rel=1e-6)
+    assert history.train_main_loss[0] == pytest.approx(ce[0], rel=1e-6)
 
 
 class Spy(nn.Module):
@@ -287,11 +292,13 @@ def test_settings_are_checked_before_anything_is_trained(setting, value, expecte
 
 
 def test_the_host_reads_the_loss_only_every_log_every_steps(monkeypatch):
-    calls = []
-    real_item = torch.Tensor.item
-    monkeypatch.setattr(torch.Tensor, "item", lambda self: calls.append(1) or real_item(self))
+    reads = []
+    for name in ("item", "tolist", "cpu", "numpy", "__float__", "__int__"):  # the ways to bring a value to the host
+        real = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name,
+                            lambda self, *args, real=real, name=name: reads.append(name) or real(self, *args))
     fit(_toy_model(), _loader(), epochs=1, log_every=4, progress=False, device="cpu")  # 8 steps
-    assert len(calls) == 2 * 2  # loss and accuracy, read twice
+    assert reads == ["tolist", "tolist"]  # loss, main-head loss and accuracy, read together, twice
 
 
 def test_fit_accepts_a_plain_dataloader():
@@ -603,3 +610,16 @@ def test_a_real_ctrl_c_saves_whole_steps_and_resumes_exactly(tmp_path, monkeypat
     resumed = _batch_norm_model()
     history = fit(resumed, _loader(), epochs=2, checkpoint=path, resume=True, progress=False, device="cpu")
     _assert_same_run(resumed, history, straight, expected)
+
+
+def test_a_checkpoint_saved_before_the_main_head_loss_was_recorded_still_resumes(tmp_path):
+    path = tmp_path / "old.pt"
+    fit(_toy_model(), _loader(), epochs=1, schedule="constant", checkpoint=path, progress=False, device="cpu")
+    state = torch.load(path, weights_only=True)
+    del state["history"]["train_main_loss"]  # as an older version of fit saved it
+    torch.save(state, path)
+    history = fit(_toy_model(), _loader(), epochs=2, schedule="constant", checkpoint=path, resume=True,
+                  progress=False, device="cpu")
+    assert history.epoch == [1, 2] and history.train_main_loss[0] is None
+    assert history.train_main_loss[1] == pytest.approx(history.train_loss[1])
+    assert train.History.from_dict({"epoch": [1], "train_loss": [0.5]}).train_main_loss == [None]

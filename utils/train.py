@@ -43,7 +43,7 @@ import random
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
@@ -96,13 +96,17 @@ def seed_everything(seed=0):
 class History:
     """What :func:`fit` measured, one entry per epoch in each list.
 
-    ``complete`` is False for an epoch cut short by the time budget; ``lr`` is the learning rate
-    of the epoch's last step; ``first_step_seconds`` (one number) is how long the very first
-    step took, which includes ``torch.compile``'s compilation when ``compile=True``.
+    ``train_loss`` is the loss training minimised: the main head's plus ``aux_weight`` times each
+    auxiliary head's; ``train_main_loss`` is the main head's alone (the same number for a model
+    without auxiliary heads; None in histories saved before it was recorded). ``complete`` is
+    False for an epoch cut short by the time budget; ``lr`` is the learning rate of the epoch's
+    last step; ``first_step_seconds`` (one number) is how long the very first step took, which
+    includes ``torch.compile``'s compilation when ``compile=True``.
     """
 
     epoch: list = field(default_factory=list)
     train_loss: list = field(default_factory=list)
+    train_main_loss: list = field(default_factory=list)
     train_acc: list = field(default_factory=list)
     test_loss: list = field(default_factory=list)
     test_acc: list = field(default_factory=list)
@@ -112,6 +116,13 @@ class History:
     lr: list = field(default_factory=list)
     complete: list = field(default_factory=list)
     first_step_seconds: float = None
+
+    @classmethod
+    def from_dict(cls, saved):
+        """A History from :meth:`as_dict`'s output; a list an older version did not record is None per epoch."""
+        epochs = len(saved.get("epoch", []))
+        return cls(**{f.name: saved.get(f.name, [None] * epochs if f.name != "first_step_seconds" else None)
+                      for f in fields(cls)})
 
     def append(self, **row):
         for key, value in row.items():
@@ -133,20 +144,29 @@ class History:
         acc = f"test acc {self.test_acc[-1]:.1%}, " if self.test_acc and self.test_acc[-1] is not None else ""
         images = sum(s * n for s, n in zip(self.seconds, self.images_per_second))
         cut = "" if all(self.complete) else " (last epoch cut by the time budget)"
-        return (f"{len(self.epoch)} epochs{cut}: train loss {self.train_loss[-1]:.3f}, "
+        main = self.train_main_loss[-1] if self.train_main_loss else None
+        main = f" (main head {main:.3f})" if main is not None and main != self.train_loss[-1] else ""
+        return (f"{len(self.epoch)} epochs{cut}: train loss {self.train_loss[-1]:.3f}{main}, "
                 f"train acc {self.train_acc[-1]:.1%}, "
                 f"{acc}{sum(self.seconds):.1f} s, {images / max(sum(self.seconds), 1e-9):,.0f} img/s on average")
 
 
 def classification_loss(outputs, targets, aux_weight=0.3, label_smoothing=0.0):
-    """Cross-entropy of the main logits, plus ``aux_weight`` times each auxiliary head's."""
-    if isinstance(outputs, (tuple, list)):
-        main, *aux = outputs
-        loss = F.cross_entropy(main, targets, label_smoothing=label_smoothing)
-        for head in aux:
-            loss = loss + aux_weight * F.cross_entropy(head, targets, label_smoothing=label_smoothing)
-        return loss, main
-    return F.cross_entropy(outputs, targets, label_smoothing=label_smoothing), outputs
+    """Cross-entropy of the main logits, plus ``aux_weight`` times each auxiliary head's.
+
+    ``outputs`` is the logits, or a tuple ``(logits, aux1, aux2)``. Returns (loss, main logits)."""
+    loss, _, main = _losses(outputs, targets, aux_weight, label_smoothing)
+    return loss, main
+
+
+def _losses(outputs, targets, aux_weight, label_smoothing):
+    """(total loss, the main head's loss, the main logits) of one batch; see :func:`classification_loss`."""
+    main, *aux = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+    main_loss = F.cross_entropy(main, targets, label_smoothing=label_smoothing)
+    loss = main_loss
+    for head in aux:
+        loss = loss + aux_weight * F.cross_entropy(head, targets, label_smoothing=label_smoothing)
+    return loss, main_loss, main
 
 
 def resolve_precision(precision, device, bf16=False):
@@ -324,6 +344,7 @@ class _Epoch:
     index: int  # 0-based
     step: int = 0  # batches done
     loss_sum: float = 0.0  # summed over examples
+    main_loss_sum: float = 0.0  # the main head's alone
     correct: float = 0.0
     seen: int = 0
     seconds: float = 0.0  # training time, evaluation excluded
@@ -333,35 +354,34 @@ class _Epoch:
 
     def carried(self):
         """The totals a mid-epoch checkpoint saves (``partial_epoch``)."""
-        return {"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen, "seconds": self.seconds,
-                "lr": self.lr}
+        return {"loss_sum": self.loss_sum, "main_loss_sum": self.main_loss_sum, "correct": self.correct,
+                "seen": self.seen, "seconds": self.seconds, "lr": self.lr}
 
 
 class _Window:
-    """The loss, correct predictions and examples of the steps since the host last read them, summed on
-    the device: reading them is the one host synchronisation, every ``log_every`` steps."""
+    """The loss, the main head's loss and the correct predictions of the steps since the host last read
+    them, summed on the device: reading them is the one host synchronisation, every ``log_every`` steps."""
 
     def __init__(self, device):
-        self.loss = torch.zeros((), device=device)
-        self.correct = torch.zeros((), device=device, dtype=torch.int64)
+        self.sums = torch.zeros(3, device=device)
         self.seen = self.steps = 0
 
-    def add(self, loss, logits, y):
-        self.loss += loss.detach().float() * len(y)
-        self.correct += (logits.detach().argmax(1) == y).sum()
+    def add(self, loss, main_loss, logits, y):
+        correct = (logits.detach().argmax(1) == y).sum()
+        self.sums += torch.stack([loss.detach().float() * len(y), main_loss.detach().float() * len(y), correct.float()])
         self.seen += len(y)
         self.steps += 1
 
     def empty_into(self, epoch):
         """Add the sums to ``epoch``'s totals and start again from zero; returns (loss sum, examples, steps)."""
-        loss, correct = self.loss.item(), self.correct.item()
+        loss, main_loss, correct = self.sums.tolist()
         with _uninterrupted():  # all or nothing: no step counted twice or lost
             seen, steps = self.seen, self.steps
             epoch.loss_sum += loss
+            epoch.main_loss_sum += main_loss
             epoch.correct += correct
             epoch.seen += seen
-            self.loss.zero_()
-            self.correct.zero_()
+            self.sums.zero_()
             self.seen = self.steps = 0
         return loss, seen, steps
 
@@ -446,7 +466,7 @@ def _resume(checkpoint, run, epochs, schedule, train_loader, rank):
             f"call asks for {schedule} over {epochs} epochs x {run.steps_per_epoch} steps = "
             f"{wanted['total_steps']:,}. A schedule sized to its epochs cannot be stretched mid-run: keep the epochs "
             "and schedule as they were, or start a new run (another checkpoint file, or overwrite=True).")
-    history = History(**saved["history"])
+    history = History.from_dict(saved["history"])
     state = load_checkpoint(checkpoint, run.model, run.opt, run.sched, loader=train_loader, scaler=run.scaler)
     epoch = _Epoch(state["epoch"], step=state.get("step", 0))
     if run.max_seconds is not None and sum(history.seconds) >= run.max_seconds:
@@ -460,9 +480,11 @@ def _resume(checkpoint, run, epochs, schedule, train_loader, rank):
     if epoch.step:  # an epoch cut short (time budget, Ctrl-C) continues now and is recorded whole
         carried = state["partial_epoch"]
         epoch.loss_sum, epoch.correct, epoch.seen = carried["loss_sum"], carried["correct"], carried["seen"]
+        epoch.main_loss_sum = carried.get("main_loss_sum", math.nan)  # NaN: unknown, saved by an older version
         epoch.seconds, epoch.lr = carried["seconds"], carried.get("lr")
         if history.epoch and history.epoch[-1] == epoch.index + 1:  # the budget recorded its first part
-            history = History(**{k: (v[:-1] if isinstance(v, list) else v) for k, v in history.as_dict().items()})
+            history = History.from_dict({k: (v[:-1] if isinstance(v, list) else v)
+                                         for k, v in history.as_dict().items()})
     return history, epoch
 
 
@@ -470,7 +492,7 @@ def _train_step(run, epoch, window, x, y):
     """One optimizer step on the batch ``(x, y)``; its loss and accuracy go into ``window``."""
     with _autocast(run.device, run.precision):
         outputs = run.model(x)
-        loss, logits = classification_loss(outputs, y, run.aux_weight, run.label_smoothing)
+        loss, main_loss, logits = _losses(outputs, y, run.aux_weight, run.label_smoothing)
     run.opt.zero_grad(set_to_none=True)
     (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
     with _uninterrupted():  # a Ctrl-C here waits until the step is done: no half-updated weights
@@ -482,7 +504,7 @@ def _train_step(run, epoch, window, x, y):
         epoch.lr = run.opt.param_groups[0]["lr"]  # the learning rate this step used
         run.sched.step()
         epoch.step += 1
-        window.add(loss, logits, y)
+        window.add(loss, main_loss, logits, y)
         run.last_step.remember()
 
 
@@ -495,7 +517,7 @@ def _train_epoch(run, loader, epoch, used_seconds, bar):
     device, (rank, world) = run.device, _distributed()
     skip, seconds_before = epoch.step, epoch.seconds
     if skip and rank != 0:  # under torchrun the totals of an epoch's first part are held by process 0
-        epoch.loss_sum, epoch.correct, epoch.seen = 0.0, 0.0, 0
+        epoch.loss_sum, epoch.main_loss_sum, epoch.correct, epoch.seen = 0.0, 0.0, 0.0, 0
     window, started = _Window(device), _clock()
     try:
         for index, (x, y) in enumerate(loader):
@@ -524,7 +546,8 @@ def _train_epoch(run, loader, epoch, used_seconds, bar):
         raise
     finally:
         epoch.seconds = seconds_before + _clock() - started
-    epoch.loss_sum, epoch.correct, epoch.seen = _all_reduce_sum([epoch.loss_sum, epoch.correct, epoch.seen], device)
+    epoch.loss_sum, epoch.main_loss_sum, epoch.correct, epoch.seen = _all_reduce_sum(
+        [epoch.loss_sum, epoch.main_loss_sum, epoch.correct, epoch.seen], device)
 
 
 def _log(run, epoch, window, bar):
@@ -638,7 +661,8 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
             history.first_step_seconds = run.first_step_seconds
         used_seconds += epoch.seconds
         seen = max(epoch.seen, 1)
-        history.append(epoch=epoch.index + 1, train_loss=epoch.loss_sum / seen, train_acc=epoch.correct / seen,
+        history.append(epoch=epoch.index + 1, train_loss=epoch.loss_sum / seen,
+                       train_main_loss=epoch.main_loss_sum / seen, train_acc=epoch.correct / seen,
                        test_loss=result and result["loss"], test_acc=result and result["accuracy"],
                        seconds=epoch.seconds, images_per_second=epoch.seen / max(epoch.seconds, 1e-9),
                        steps=epoch.step, lr=epoch.lr, complete=not epoch.stopped)
