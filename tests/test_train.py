@@ -246,6 +246,30 @@ def test_the_default_optimizer_is_sgd_with_nesterov_momentum_0_9():
     assert inspect.signature(fit).parameters["optimizer"].default == "sgd"
 
 
+def _momentum_per_step(optimizer, steps=10):
+    schedule = train.make_schedule(optimizer, "onecycle", steps)
+    group, seen = optimizer.param_groups[0], []
+    for _ in range(steps):
+        seen.append(round(group["betas"][0] if "betas" in group else group["momentum"], 6))
+        optimizer.step()
+        schedule.step()
+    return seen
+
+
+def test_one_cycle_cycles_the_momentum_0_05_either_side_of_the_requested_one():
+    """Lessons say "Nesterov momentum 0.9": with one-cycle it goes 0.95 -> 0.85 (peak learning rate) -> 0.95."""
+    sgd = _momentum_per_step(train.make_optimizer(Bias(), momentum=0.9))
+    assert sgd[0] == 0.95 and min(sgd) == sgd[2] == 0.85 and sgd[-1] > 0.94  # the learning rate peaks at step 2
+    assert train.make_optimizer(Bias()).param_groups[0]["nesterov"]
+    assert max(_momentum_per_step(train.make_optimizer(Bias(), momentum=0.5))) == 0.55
+    assert set(_momentum_per_step(train.make_optimizer(Bias(), momentum=0.0))) == {0.0}  # plain SGD stays plain
+    assert _momentum_per_step(train.make_optimizer(Bias(), "adamw")) == sgd  # AdamW's beta1 0.9 alike
+    torch_default, ours = train.make_optimizer(Bias()), train.make_optimizer(Bias())
+    torch.optim.lr_scheduler.OneCycleLR(torch_default, max_lr=0.05, total_steps=10)
+    train.make_schedule(ours, "onecycle", 10)
+    assert ours.state_dict()["param_groups"] == torch_default.state_dict()["param_groups"]  # the default 0.9: torch's
+
+
 def test_two_steps_of_fit_equal_a_hand_written_loop():
     """fit clears the gradients before each step: nothing accumulates from one batch to the next."""
     torch.manual_seed(0)

@@ -232,7 +232,12 @@ def evaluate(model, loader, num_classes=None, bf16=False, precision=None):
 
 
 def make_optimizer(model, name="sgd", lr=0.05, weight_decay=5e-4, momentum=0.9):
-    """SGD with Nesterov momentum, or AdamW; the fused implementation on a GPU, foreach on a CPU."""
+    """SGD with Nesterov momentum (plain SGD for ``momentum=0``), or AdamW (its own beta1 0.9; ``momentum``
+    is SGD's); the fused implementation on a GPU, foreach on a CPU.
+
+    The 'onecycle' schedule (:func:`make_schedule`) then cycles the momentum 0.05 either side of it:
+    0.95 -> 0.85 (at the peak learning rate) -> 0.95 for the default 0.9, SGD's and AdamW's beta1 alike.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     on_gpu = params[0].is_cuda if params else False
     if name == "sgd":
@@ -251,15 +256,34 @@ def make_optimizer(model, name="sgd", lr=0.05, weight_decay=5e-4, momentum=0.9):
 
 
 def make_schedule(optimizer, name, total_steps):
-    """Per-step learning-rate schedule: 'onecycle', 'cosine' or 'constant'."""
+    """Per-step learning-rate schedule: 'onecycle', 'cosine' or 'constant'.
+
+    'onecycle' (torch's OneCycleLR) warms the learning rate up from lr/25 to lr over the first 30% of
+    the steps and anneals it to lr/25/1e4, and moves the momentum the other way (``cycle_momentum``):
+    from the optimizer's momentum + 0.05 down to momentum - 0.05 at the peak and back, which for 0.9
+    is torch's default range 0.95-0.85. A momentum without room for that (0: plain SGD) stays constant.
+    'cosine' and 'constant' leave the momentum alone.
+    """
     if name == "onecycle":
+        cycle = _momentum_cycle(optimizer)
+        low, high = cycle or (0.85, 0.95)  # unused when the momentum does not cycle
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-                                                   total_steps=max(total_steps, 1))
+                                                   total_steps=max(total_steps, 1), cycle_momentum=cycle is not None,
+                                                   base_momentum=low, max_momentum=high)
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
     if name == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'constant', got {name!r}.")
+
+
+def _momentum_cycle(optimizer, swing=0.05):
+    """(lowest, highest) momentum for one-cycle: the optimizer's (SGD's momentum, AdamW's beta1) +- ``swing``;
+    None when that range leaves [0, 1)."""
+    group = optimizer.param_groups[0]
+    centre = group["betas"][0] if "betas" in group else group["momentum"]
+    low, high = round(centre - swing, 10), round(centre + swing, 10)  # round: 0.9 + 0.05 is 0.95, not 0.9500...01
+    return (low, high) if low >= 0 and high < 1 else None
 
 
 def _all_reduce_sum(values, device):
@@ -600,7 +624,9 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
     Args:
         train_loader, test_loader: iterables of ``(images, labels)`` (a ``DeviceLoader`` or a DataLoader).
         epochs, lr, optimizer ("sgd" | "adamw"), weight_decay, momentum (SGD, Nesterov),
-            schedule ("onecycle" | "cosine" | "constant", stepped every batch).
+            schedule ("onecycle" | "cosine" | "constant", stepped every batch). One-cycle cycles the
+            momentum too, 0.05 either side of ``momentum``: 0.95 -> 0.85 -> 0.95 for the default 0.9
+            (see :func:`make_schedule`); with 'cosine' or 'constant' it stays at ``momentum``.
         aux_weight: weight of each auxiliary head's loss when the model returns a tuple in training.
         label_smoothing: for the main and the auxiliary losses alike.
         device: defaults to :func:`get_device`.
