@@ -210,6 +210,16 @@ def test_bf16_and_channels_last_are_used_by_fit():
     assert not any(on or last for on, _, last in plain.seen)
 
 
+@pytest.mark.parametrize(("capability", "expected"), [((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")])
+def test_auto_precision_picks_bf16_from_compute_capability_8_0_on(monkeypatch, capability, expected):
+    """Colab's T4 (7.5): torch >= 2.4 says bf16 is 'supported' (emulated), yet auto must pick fp16 + GradScaler."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert train.resolve_precision("auto", "cuda") == expected
+    assert train.resolve_precision("auto", "cpu") == "fp32"
+    assert train.resolve_precision("fp16", "cuda") == "fp16"
+
+
 def test_schedules_set_the_learning_rate_of_every_step():
     onecycle = fit(_toy_model(), _loader(), epochs=2, lr=0.05, progress=False, device="cpu")
     # OneCycleLR ends at max_lr / div_factor / final_div_factor = 0.05 / 25 / 1e4

@@ -1,7 +1,7 @@
 """One training loop for every lesson: :func:`fit`, :func:`evaluate`, checkpoints, and a command line.
 
 ``fit`` picks the device, seeds everything, and trains with optional mixed precision (bf16, or
-fp16 with a gradient scaler on GPUs without bf16), channels_last memory format and
+fp16 with a gradient scaler on GPUs older than compute capability 8.0), channels_last memory format and
 ``torch.compile``. It adds the auxiliary heads' losses (weight 0.3 each, as in the paper) for
 models that return ``(logits, aux1, aux2)``, evaluates after every epoch, and saves a checkpoint
 after every epoch, so that an interrupted run (Colab disconnects) resumes exactly.
@@ -170,14 +170,19 @@ def _losses(outputs, targets, aux_weight, label_smoothing):
 
 
 def resolve_precision(precision, device, bf16=False):
-    """'fp32', 'bf16' or 'fp16' for ``device``; ``'auto'`` picks bf16 where the GPU supports it, else fp16
-    (Colab's T4 has no bf16), and fp32 on a CPU. ``bf16=True`` is the older spelling of 'bf16'."""
+    """'fp32', 'bf16' or 'fp16' for ``device``; ``bf16=True`` is the older spelling of 'bf16'.
+
+    ``'auto'`` picks bf16 on GPUs of compute capability 8.0 or above (A100, L4, RTX 30xx and later),
+    fp16 with a gradient scaler below (Colab's T4 is 7.5), and fp32 on a CPU or Apple's GPU. It asks
+    for the capability, not ``torch.cuda.is_bf16_supported()``: since torch 2.4 that counts emulation
+    and says True on a T4, where bf16 convolutions are slow or unsupported.
+    """
     precision = precision or ("bf16" if bf16 else "fp32")
     device = torch.device(device)
     if precision == "auto":
         if device.type != "cuda":
             return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
     if precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"precision must be 'fp32', 'bf16', 'fp16' or 'auto', got {precision!r}.")
     if precision == "fp16" and device.type != "cuda":
