@@ -391,6 +391,24 @@ def test_time_budget_stops_training(monkeypatch):
     assert history.epoch == [1] and history.steps == [4] and history.complete == [False]
 
 
+def test_after_the_first_epoch_fit_forecasts_the_rest_once(monkeypatch, capsys):
+    monkeypatch.setattr(train, "_clock", FakeClock())
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: model)  # the time, not the compiler, is tested
+    test = [(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 0, 1]))]
+    fit(_toy_model(), _loader(), test, epochs=3, compile=True, device="cpu")
+    # clock reads in epoch 1: start 1, after the first step 2, end 3, evaluation 4 to 5. So 2 s for 8 steps, of
+    # which the first took 1 s, the 7 others 1 s; evaluation 1 s. Each further epoch: 8/7 + 1 s, 2 to go.
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "epoch 1 took 3.0 s (first step 1.0 s, with compilation; evaluation 1.0 s); 2 epochs to go: about 4 s")
+    fit(_toy_model(), _loader(), epochs=30, max_seconds=40, device="cpu")
+    # with a budget the clock is also read after every step: 10 s for epoch 1, 9/7 s per further step
+    assert capsys.readouterr().out == ("epoch 1 took 10.0 s (first step 1.0 s); 29 epochs to go: about 5 min, but "
+                                       "the time budget (max_seconds=40) stops training after 30 s more\n")
+    fit(_toy_model(), _loader(), epochs=3, progress=False, device="cpu")
+    fit(_toy_model(), _loader(), epochs=1, device="cpu")
+    assert capsys.readouterr().out == ""  # no progress wanted, or nothing left to forecast
+
+
 def test_a_budget_cut_epoch_resumes_exactly_and_rerunning_changes_nothing(tmp_path, monkeypatch):
     seed_everything(0)
     straight = _toy_model()

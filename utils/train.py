@@ -359,6 +359,7 @@ class _Run:
     log_every: int
     steps_per_epoch: int
     max_seconds: float = None
+    compiled: bool = False
     first_step_seconds: float = None  # of this call (on resume, the run's first step was in an earlier one)
     last_step: "_AfterLastStep" = None
 
@@ -620,6 +621,51 @@ def _save_interrupted(checkpoint, run, raw, epoch, history, loader, schedule, ep
     say(f"{where}: saved in {checkpoint}; run again with resume=True (command line: --resume) to continue")
 
 
+def _evaluate(model, test_loader, precision):
+    """:func:`evaluate` after an epoch, and how long it took: (result or None, seconds)."""
+    if test_loader is None:
+        return None, 0.0
+    started = _clock()
+    result = evaluate(model, test_loader, precision=precision)
+    return result, _clock() - started
+
+
+def _record(history, epoch, result):
+    """Append ``epoch``'s row to ``history``: its training totals and the test ``result`` (or None)."""
+    seen = max(epoch.seen, 1)
+    history.append(epoch=epoch.index + 1, train_loss=epoch.loss_sum / seen, train_main_loss=epoch.main_loss_sum / seen,
+                   train_acc=epoch.correct / seen, test_loss=result and result["loss"],
+                   test_acc=result and result["accuracy"], seconds=epoch.seconds,
+                   images_per_second=epoch.seen / max(epoch.seconds, 1e-9), steps=epoch.step, lr=epoch.lr,
+                   complete=not epoch.stopped)
+
+
+def _forecast(run, epoch, steps, seconds, eval_seconds, epochs, used_seconds):
+    """One line after the first epoch of a call: how long it took, and about how long the rest will take.
+
+    ``steps`` and ``seconds`` are what this call trained of the epoch. The forecast leaves out the
+    first step, which includes one-time work (``torch.compile``'s compilation), and adds evaluation."""
+    first = run.first_step_seconds
+    per_step = (seconds - first) / (steps - 1) if steps > 1 else seconds / max(steps, 1)
+    left = epochs - epoch.index - 1
+    name = f"epoch {epoch.index + 1}" if steps == run.steps_per_epoch else f"the rest of epoch {epoch.index + 1}"
+    evaluation = f"; evaluation {eval_seconds:.1f} s" if eval_seconds else ""
+    line = (f"{name} took {seconds + eval_seconds:.1f} s (first step {first:.1f} s"
+            f"{', with compilation' if run.compiled else ''}{evaluation}); {left} epoch{'s' * (left != 1)} to go: "
+            f"about {_duration(left * (per_step * run.steps_per_epoch + eval_seconds))}")
+    if run.max_seconds is not None and used_seconds + left * per_step * run.steps_per_epoch > run.max_seconds:
+        line += (f", but the time budget (max_seconds={run.max_seconds:g}) stops training after "
+                 f"{_duration(run.max_seconds - used_seconds)} more")
+    return line
+
+
+def _duration(seconds):
+    """'45 s', '20 min' or '2.5 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
+
+
 def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd", weight_decay=5e-4,
         schedule="onecycle", aux_weight=0.3, label_smoothing=0.0, device=None, bf16=False,
         channels_last=False, compile=False, max_seconds=None, checkpoint=None, resume=False, seed=0,
@@ -643,6 +689,7 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
             ``resume=True`` continues the run saved there (or, with no file yet, starts a new one and says so),
             ``overwrite=True`` starts again and replaces it.
         seed: seeds everything at the start of a fresh run.
+        progress: a progress bar, and after the first epoch one line: its time and a forecast for the rest.
         log_every: steps between host synchronisations (progress bar, loss check); default 25 on a
             GPU, 1 on a CPU (where nothing runs ahead of the host anyway).
     """
@@ -674,16 +721,18 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
     run.last_step = _AfterLastStep(raw)
     if compile:
         run.model = torch.compile(model, mode=compile if isinstance(compile, str) else None)
+        run.compiled = True
     used_seconds = sum(history.seconds)  # complete epochs (and cut ones before the last) of this run
     bar = progress_bar(total=(epochs - epoch.index) * steps_per_epoch - epoch.step, desc="training",
                        disable=not progress or rank != 0)
+    first_epoch_of_call, steps_before, seconds_before = epoch.index, epoch.step, epoch.seconds
     while epoch.index < epochs:
         model.train()
         generator = _loader_generator(train_loader)
         epoch.loader_state = generator.get_state() if generator is not None else None
         try:
             _train_epoch(run, train_loader, epoch, used_seconds, bar)
-            result = evaluate(raw, test_loader, precision=precision) if test_loader is not None else None
+            result, eval_seconds = _evaluate(raw, test_loader, precision)
         except KeyboardInterrupt:
             bar.close()
             _save_interrupted(checkpoint, run, raw, epoch, history, train_loader, schedule, epochs)
@@ -691,17 +740,15 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
         if history.first_step_seconds is None:
             history.first_step_seconds = run.first_step_seconds
         used_seconds += epoch.seconds
-        seen = max(epoch.seen, 1)
-        history.append(epoch=epoch.index + 1, train_loss=epoch.loss_sum / seen,
-                       train_main_loss=epoch.main_loss_sum / seen, train_acc=epoch.correct / seen,
-                       test_loss=result and result["loss"], test_acc=result and result["accuracy"],
-                       seconds=epoch.seconds, images_per_second=epoch.seen / max(epoch.seconds, 1e-9),
-                       steps=epoch.step, lr=epoch.lr, complete=not epoch.stopped)
+        _record(history, epoch, result)
         if checkpoint is not None:
             _save(checkpoint, run, raw, epoch, history, train_loader, schedule, epochs)
         if epoch.stopped or (max_seconds is not None and used_seconds >= max_seconds):
             bar.total = bar.n  # the budget ended the run: the saved bar reads 100% of what was trained
             break
+        if epoch.index == first_epoch_of_call and epoch.index + 1 < epochs and progress and rank == 0:
+            say(_forecast(run, epoch, epoch.step - steps_before, epoch.seconds - seconds_before, eval_seconds,
+                          epochs, used_seconds))
         epoch = _Epoch(epoch.index + 1)
     bar.close()
     return history
