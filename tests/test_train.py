@@ -409,6 +409,15 @@ def test_after_the_first_epoch_fit_forecasts_the_rest_once(monkeypatch, capsys):
     assert capsys.readouterr().out == ""  # no progress wanted, or nothing left to forecast
 
 
+def test_the_first_compiled_step_shows_its_seconds(monkeypatch, capsys):
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: model)
+    fit(_toy_model(), _loader(), epochs=2, compile=True, progress=False, device="cpu")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and re.fullmatch(r"compiling the model \(torch\.compile\): \d+\.\d s", lines[0])
+    fit(_toy_model(), _loader(), epochs=2, progress=False, device="cpu")
+    assert capsys.readouterr().err == ""  # not compiled: nothing to wait for
+
+
 def test_a_budget_cut_epoch_resumes_exactly_and_rerunning_changes_nothing(tmp_path, monkeypatch):
     seed_everything(0)
     straight = _toy_model()

@@ -61,7 +61,7 @@ from .checkpoint import (  # noqa: F401  (CheckpointMismatchError, load_checkpoi
     save_checkpoint,
 )
 from .cli import build_parser  # noqa: F401  (lessons import it from here)
-from .progress import progress_bar, say
+from .progress import progress_bar, say, show_elapsed
 
 #: The clock ``fit`` measures training time with (tests replace it with a fake one).
 _clock = time.perf_counter
@@ -556,7 +556,9 @@ def _train_epoch(run, loader, epoch, used_seconds, bar):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if run.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            _train_step(run, epoch, window, x, y)
+            compiling = run.compiled and run.first_step_seconds is None and rank == 0  # minutes, on a small CPU
+            with show_elapsed("compiling the model (torch.compile)") if compiling else contextlib.nullcontext():
+                _train_step(run, epoch, window, x, y)
             if run.first_step_seconds is None:
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
@@ -683,7 +685,8 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
         device: defaults to :func:`get_device`.
         precision: "fp32", "bf16", "fp16" (CUDA, with a gradient scaler) or "auto"; ``bf16=True`` = "bf16".
         channels_last, compile: speed options for GPUs (``compile`` may name a torch.compile mode, such as
-            "reduce-overhead", which adds CUDA graphs).
+            "reduce-overhead", which adds CUDA graphs). The first step compiles; a line counts its seconds
+            (also with ``progress=False``: it can take minutes on a 2-core host).
         max_seconds: the run's training-time budget (evaluation excluded).
         checkpoint: a file to save after each epoch. If it exists, fit refuses to overwrite it unless told:
             ``resume=True`` continues the run saved there (or, with no file yet, starts a new one and says so),
