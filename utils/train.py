@@ -358,6 +358,7 @@ class _Run:
     label_smoothing: float
     log_every: int
     steps_per_epoch: int
+    schedule: dict  # its name and length, saved with checkpoints: {"name": "onecycle", "total_steps": 2940}
     max_seconds: float = None
     compiled: bool = False
     first_step_seconds: float = None  # of this call (on resume, the run's first step was in an earlier one)
@@ -368,8 +369,8 @@ class _Run:
 class _Epoch:
     """The epoch in progress: how many steps are done and their running totals.
 
-    A checkpoint saved mid-epoch (the time budget cut it) carries the totals, so that a resumed
-    epoch is recorded whole."""
+    A checkpoint saved mid-epoch (the time budget or a Ctrl-C cut it) carries the totals, so that a
+    resumed epoch is recorded whole."""
 
     index: int  # 0-based
     step: int = 0  # batches done
@@ -485,15 +486,15 @@ def _new_run(train_loader, seed, rank):
     return History(), _Epoch(0)
 
 
-def _resume(checkpoint, run, epochs, schedule, train_loader, rank):
+def _resume(checkpoint, run, epochs, train_loader, rank):
     """(history, the epoch to continue) of the run saved in ``checkpoint``, loaded into the model,
     optimizer, schedule and random-number generators; the epoch is None if nothing is left to train."""
     saved = _read_checkpoint(checkpoint)
-    sized, wanted = saved.get("schedule"), {"name": schedule, "total_steps": epochs * run.steps_per_epoch}
-    if sized and sized != wanted and (sized["name"] != schedule or schedule != "constant"):
+    sized, wanted = saved.get("schedule"), run.schedule
+    if sized and sized != wanted and (sized["name"] != wanted["name"] or wanted["name"] != "constant"):
         raise CheckpointError(
             f"{checkpoint} was trained with a {sized['name']} schedule over {sized['total_steps']:,} steps, but this "
-            f"call asks for {schedule} over {epochs} epochs x {run.steps_per_epoch} steps = "
+            f"call asks for {wanted['name']} over {epochs} epochs x {run.steps_per_epoch} steps = "
             f"{wanted['total_steps']:,}. A schedule sized to its epochs cannot be stretched mid-run: keep the epochs "
             "and schedule as they were, or start a new run (another checkpoint file, or overwrite=True).")
     history = History.from_dict(saved["history"])
@@ -596,9 +597,9 @@ def _log(run, epoch, window, bar):
                     acc=f"{epoch.correct / epoch.seen:.1%}", refresh=False)
 
 
-def _save(checkpoint, run, raw, epoch, history, loader, schedule, epochs):
+def _save(checkpoint, run, raw, epoch, history, loader):
     """Save the run after ``epoch``: at its end, or mid-epoch (with its totals) when it was cut short."""
-    sized = {"schedule": {"name": schedule, "total_steps": epochs * run.steps_per_epoch}}
+    sized = {"schedule": run.schedule}
     if epoch.stopped:
         save_checkpoint(checkpoint, raw, run.opt, run.sched, epoch.index, history, loader, step=epoch.step,
                         loader_state=epoch.loader_state, scaler=run.scaler,
@@ -608,7 +609,7 @@ def _save(checkpoint, run, raw, epoch, history, loader, schedule, epochs):
                         extra=sized)
 
 
-def _save_interrupted(checkpoint, run, raw, epoch, history, loader, schedule, epochs):
+def _save_interrupted(checkpoint, run, raw, epoch, history, loader):
     """Ctrl-C (Colab's stop button) interrupted ``epoch``: save the steps done so far, say how to resume."""
     rank, world = _distributed()
     where = f"training interrupted in epoch {epoch.index + 1} after {epoch.step} of {run.steps_per_epoch} steps"
@@ -619,7 +620,7 @@ def _save_interrupted(checkpoint, run, raw, epoch, history, loader, schedule, ep
         return
     run.last_step.restore()  # undo what the unfinished step changed
     epoch.stopped = True
-    _save(checkpoint, run, raw, epoch, history, loader, schedule, epochs)
+    _save(checkpoint, run, raw, epoch, history, loader)
     say(f"{where}: saved in {checkpoint}; run again with resume=True (command line: --resume) to continue")
 
 
@@ -714,9 +715,10 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
                scaler=torch.amp.GradScaler("cuda") if precision == "fp16" else None, device=device,
                precision=precision, channels_last=channels_last, aux_weight=aux_weight,
                label_smoothing=label_smoothing, log_every=log_every or (25 if device.type == "cuda" else 1),
-               steps_per_epoch=steps_per_epoch, max_seconds=max_seconds)
+               steps_per_epoch=steps_per_epoch, max_seconds=max_seconds,
+               schedule={"name": schedule, "total_steps": epochs * steps_per_epoch})
     if _continues_a_run(checkpoint, resume, overwrite, rank):
-        history, epoch = _resume(checkpoint, run, epochs, schedule, train_loader, rank)
+        history, epoch = _resume(checkpoint, run, epochs, train_loader, rank)
     else:
         history, epoch = _new_run(train_loader, seed, rank)
     if epoch is None:
@@ -738,14 +740,14 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
             result, eval_seconds = _evaluate(raw, test_loader, precision)
         except KeyboardInterrupt:
             bar.close()
-            _save_interrupted(checkpoint, run, raw, epoch, history, train_loader, schedule, epochs)
+            _save_interrupted(checkpoint, run, raw, epoch, history, train_loader)
             raise
         if history.first_step_seconds is None:
             history.first_step_seconds = run.first_step_seconds
         used_seconds += epoch.seconds
         _record(history, epoch, result)
         if checkpoint is not None:
-            _save(checkpoint, run, raw, epoch, history, train_loader, schedule, epochs)
+            _save(checkpoint, run, raw, epoch, history, train_loader)
         if epoch.stopped or (max_seconds is not None and used_seconds >= max_seconds):
             bar.total = bar.n  # the budget ended the run: the saved bar reads 100% of what was trained
             break
