@@ -684,3 +684,12 @@ def test_a_checkpoint_saved_before_the_main_head_loss_was_recorded_still_resumes
     assert history.epoch == [1, 2] and history.train_main_loss[0] is None
     assert history.train_main_loss[1] == pytest.approx(history.train_loss[1])
     assert train.History.from_dict({"epoch": [1], "train_loss": [0.5]}).train_main_loss == [None]
+
+
+def test_every_name_the_lessons_import_from_utils_train_is_still_there():
+    """Checkpoints live in utils.checkpoint and the command line in utils.cli; lessons keep importing from here."""
+    names = ["build_parser", "evaluate", "fit", "load_checkpoint", "resolve_precision", "seed_everything",
+             "get_device", "save_checkpoint", "History", "TrainingDiverged", "CheckpointError",
+             "CheckpointMismatchError", "classification_loss", "make_optimizer", "make_schedule"]
+    assert [name for name in names if not hasattr(train, name)] == []
+    assert train.load_checkpoint.__module__ == "utils.checkpoint" and train.build_parser.__module__ == "utils.cli"
