@@ -628,7 +628,7 @@ def test_a_run_interrupted_during_evaluation_resumes_exactly(tmp_path):
             device="cpu")
     assert load_checkpoint(path, _toy_model(), restore_rng=False)["step"] == 8
     resumed = _toy_model()
-    history = fit(resumed, _loader(), batches, epochs=2, checkpoint=path, resume=True, progress=False, device="cpu")
+    history = fit(resumed, _loader(), batches, epochs=2, checkpoint=path, resume=True, device="cpu")  # progress on
     _assert_same_run(resumed, history, straight, expected)
 
 

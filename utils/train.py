@@ -751,7 +751,8 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
         if epoch.stopped or (max_seconds is not None and used_seconds >= max_seconds):
             bar.total = bar.n  # the budget ended the run: the saved bar reads 100% of what was trained
             break
-        if epoch.index == first_epoch_of_call and epoch.index + 1 < epochs and progress and rank == 0:
+        trained_here = epoch.step > steps_before  # not so after a Ctrl-C during evaluation: only the evaluation is left
+        if epoch.index == first_epoch_of_call and trained_here and epoch.index + 1 < epochs and progress and rank == 0:
             say(_forecast(run, epoch, epoch.step - steps_before, epoch.seconds - seconds_before, eval_seconds,
                           epochs, used_seconds))
         epoch = _Epoch(epoch.index + 1)
