@@ -632,6 +632,36 @@ def test_a_run_interrupted_during_evaluation_resumes_exactly(tmp_path):
     _assert_same_run(resumed, history, straight, expected)
 
 
+@pytest.mark.parametrize("when", ["during", "after"])
+def test_a_run_interrupted_while_saving_an_epoch_keeps_that_epoch(tmp_path, monkeypatch, capsys, when):
+    """Ctrl-C during the end-of-epoch save (the file was not replaced yet) or just after it."""
+    straight, expected, initial = _straight_run(epochs=2)
+    real_save, calls = train.save_checkpoint, []
+
+    def interrupted_save(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1 and when == "during":
+            raise KeyboardInterrupt
+        real_save(*args, **kwargs)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "save_checkpoint", interrupted_save)
+    path = tmp_path / "run.pt"
+    interrupted = _toy_model()
+    interrupted.load_state_dict(initial)
+    with pytest.raises(KeyboardInterrupt):
+        fit(interrupted, _loader(), epochs=2, checkpoint=path, progress=False, device="cpu")
+    monkeypatch.undo()
+    assert capsys.readouterr().out == (f"training interrupted after epoch 1: saved in {path}; run again with "
+                                       "resume=True (command line: --resume) to continue\n")
+    saved = load_checkpoint(path, _toy_model(), restore_rng=False)
+    assert (saved["epoch"], saved["step"], saved["history"]["epoch"]) == (1, 0, [1])
+    resumed = _toy_model()
+    history = fit(resumed, _loader(), epochs=2, checkpoint=path, resume=True, progress=False, device="cpu")
+    _assert_same_run(resumed, history, straight, expected)
+
+
 def _signals_reach_this_thread():
     return (threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler)

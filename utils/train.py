@@ -23,9 +23,9 @@ The semantics a learner can rely on:
   and says so, so one training cell serves the first run and every rerun. A run with a
   schedule sized to its epochs ('onecycle', 'cosine') cannot be resumed with a different
   ``epochs``: start a new run instead.
-* Ctrl-C (Colab's stop button) during training or evaluation saves the steps done so far as a
-  mid-epoch checkpoint, prints how to resume, and re-raises; a resume continues exactly. A Ctrl-C
-  during a weights update takes effect when that update is done.
+* Ctrl-C (Colab's stop button) anywhere in the epochs saves the steps done so far (a mid-epoch
+  checkpoint, or the epoch just finished), prints how to resume, and re-raises; a resume
+  continues exactly. A Ctrl-C during a weights update takes effect when that update is done.
 * An existing checkpoint is never overwritten unasked: without ``resume=True`` (continue it)
   or ``overwrite=True`` (start again and replace it), ``fit`` raises FileExistsError.
 * Checkpoints (:mod:`utils.checkpoint`) are written to a temporary file and renamed, so an
@@ -382,6 +382,8 @@ class _Epoch:
     lr: float = None  # the learning rate of the last step
     loader_state: torch.Tensor = None  # the loader's generator state at the epoch's start
     stopped: bool = False  # cut short: by the time budget, or interrupted
+    recorded: bool = False  # its row is in the history
+    saved: bool = False  # and in the checkpoint
 
     def carried(self):
         """The totals a mid-epoch checkpoint saves (``partial_epoch``)."""
@@ -610,17 +612,26 @@ def _save(checkpoint, run, raw, epoch, history, loader):
 
 
 def _save_interrupted(checkpoint, run, raw, epoch, history, loader):
-    """Ctrl-C (Colab's stop button) interrupted ``epoch``: save the steps done so far, say how to resume."""
+    """Ctrl-C (Colab's stop button) interrupted ``epoch``: save the steps done so far, say how to resume.
+
+    An epoch recorded in the history is saved whole (again, if its own save was cut); otherwise its
+    steps are saved as a mid-epoch checkpoint, after undoing what an unfinished step changed."""
     rank, world = _distributed()
-    where = f"training interrupted in epoch {epoch.index + 1} after {epoch.step} of {run.steps_per_epoch} steps"
+    if epoch.recorded or epoch.step == 0:
+        done = epoch.index + epoch.recorded
+        where = f"training interrupted after epoch {done}" if done else "training interrupted before its first step"
+    else:
+        where = f"training interrupted in epoch {epoch.index + 1} after {epoch.step} of {run.steps_per_epoch} steps"
     if checkpoint is None or world > 1:
         if rank == 0:
             say(f"{where}; nothing saved: " + ("fit was given no checkpoint=" if checkpoint is None
                                                else "under torchrun the checkpoint of the last epoch is kept"))
         return
-    run.last_step.restore()  # undo what the unfinished step changed
-    epoch.stopped = True
-    _save(checkpoint, run, raw, epoch, history, loader)
+    if not epoch.saved:
+        if not epoch.recorded:
+            run.last_step.restore()  # undo what the unfinished step changed
+            epoch.stopped = True
+        _save(checkpoint, run, raw, epoch, history, loader)
     say(f"{where}: saved in {checkpoint}; run again with resume=True (command line: --resume) to continue")
 
 
@@ -731,31 +742,34 @@ def fit(model, train_loader, test_loader=None, epochs=1, lr=0.05, optimizer="sgd
     bar = progress_bar(total=(epochs - epoch.index) * steps_per_epoch - epoch.step, desc="training",
                        disable=not progress or rank != 0)
     first_epoch_of_call, steps_before, seconds_before = epoch.index, epoch.step, epoch.seconds
-    while epoch.index < epochs:
-        model.train()
-        generator = _loader_generator(train_loader)
-        epoch.loader_state = generator.get_state() if generator is not None else None
-        try:
+    try:
+        while epoch.index < epochs:
+            model.train()
+            generator = _loader_generator(train_loader)
+            epoch.loader_state = generator.get_state() if generator is not None else None
             _train_epoch(run, train_loader, epoch, used_seconds, bar)
             result, eval_seconds = _evaluate(raw, test_loader, precision)
-        except KeyboardInterrupt:
-            bar.close()
-            _save_interrupted(checkpoint, run, raw, epoch, history, train_loader)
-            raise
-        if history.first_step_seconds is None:
-            history.first_step_seconds = run.first_step_seconds
-        used_seconds += epoch.seconds
-        _record(history, epoch, result)
-        if checkpoint is not None:
-            _save(checkpoint, run, raw, epoch, history, train_loader)
-        if epoch.stopped or (max_seconds is not None and used_seconds >= max_seconds):
-            bar.total = bar.n  # the budget ended the run: the saved bar reads 100% of what was trained
-            break
-        trained_here = epoch.step > steps_before  # not so after a Ctrl-C during evaluation: only the evaluation is left
-        if epoch.index == first_epoch_of_call and trained_here and epoch.index + 1 < epochs and progress and rank == 0:
-            say(_forecast(run, epoch, epoch.step - steps_before, epoch.seconds - seconds_before, eval_seconds,
-                          epochs, used_seconds))
-        epoch = _Epoch(epoch.index + 1)
+            if history.first_step_seconds is None:
+                history.first_step_seconds = run.first_step_seconds
+            used_seconds += epoch.seconds
+            with _uninterrupted():  # a row is appended whole
+                _record(history, epoch, result)
+                epoch.recorded = True
+            if checkpoint is not None:
+                _save(checkpoint, run, raw, epoch, history, train_loader)
+                epoch.saved = True
+            if epoch.stopped or (max_seconds is not None and used_seconds >= max_seconds):
+                bar.total = bar.n  # the budget ended the run: the saved bar reads 100% of what was trained
+                break
+            trained = epoch.step > steps_before  # not so after a Ctrl-C during evaluation: only evaluation was left
+            if epoch.index == first_epoch_of_call and trained and epoch.index + 1 < epochs and progress and rank == 0:
+                say(_forecast(run, epoch, epoch.step - steps_before, epoch.seconds - seconds_before, eval_seconds,
+                              epochs, used_seconds))
+            epoch = _Epoch(epoch.index + 1)
+    except KeyboardInterrupt:  # Ctrl-C, Colab's stop button: keep the work done
+        bar.close()
+        _save_interrupted(checkpoint, run, raw, epoch, history, train_loader)
+        raise
     bar.close()
     return history
 
