@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 import utils.train as train
 from utils import benchmark
@@ -39,3 +40,9 @@ def test_ablation_keeps_every_step_and_skips_compile_on_a_cpu():
     measured = [r for r in rows if r["images_per_second"] is not None]
     assert [r["batch_size"] for r in measured] == [128, 128, 128, 512] and measured[0]["speedup"] == 1.0
     assert [r["note"] for r in rows[4:]] == ["skipped: GPU only"] * 2
+
+
+def test_a_compiled_row_shows_its_compilation(monkeypatch, capsys):
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: model)  # compiling for real takes minutes here
+    benchmark.train_throughput(benchmark.tiny_cnn(), "cpu", batch_size=8, batches=2, compile=True)
+    assert capsys.readouterr().err.startswith("compiling the model (torch.compile): ")

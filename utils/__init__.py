@@ -1,10 +1,12 @@
 """Shared code for the "Going Deeper" GoogLeNet course.
 
 Modules by topic: ``models`` (the GoogLeNet family), ``cost`` (parameters, multiply-adds,
-time), ``data`` (CIFAR-10, the device loader), ``train`` (the training loop), ``stats`` (paired
-comparisons of two models), ``explain`` (class activation maps, gradient norms), ``plots``,
-``widgets``, ``progress`` (progress bars); ``config`` reads smoke mode and the repository path, and
-holds :class:`RunTimer`, the run-time line at the end of a lesson.
+time, the memory of a training step), ``data`` (CIFAR-10, the device loader), ``train`` (the training
+loop), ``checkpoint`` (saving and resuming a run), ``cli`` (``python -m utils.train``, the training
+recipe as a script), ``stats`` (paired comparisons of two models), ``explain`` (class activation
+maps, gradient norms), ``plots``, ``widgets``, ``progress`` (progress bars), ``translate`` (the
+Korean edition's catalogs); ``config`` reads smoke mode and the repository path, and holds
+:class:`RunTimer`, the run-time line at the end of a lesson.
 """
 from .config import REPO_ROOT, SMOKE, RunTimer, pick
 

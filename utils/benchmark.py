@@ -53,7 +53,8 @@ ABLATION = (
 
 def train_throughput(model, device, batch_size=128, batches=20, image_size=32, num_classes=10, **options):
     """Images per second of training steps (forward, aux losses, backward, optimizer step), timed
-    over the second of two epochs of ``batches`` steps each on synthetic data."""
+    over the second of two epochs of ``batches`` steps each on synthetic data. With ``compile``, the
+    first (warm-up) epoch compiles, and ``fit`` shows the seconds that takes (``show_elapsed``)."""
     device = torch.device(device)
     images = torch.randint(0, 256, (batch_size * batches, 3, image_size, image_size), dtype=torch.uint8)
     labels = torch.randint(0, num_classes, (len(images),))
