@@ -229,7 +229,8 @@ class ScoreComparison:
     def report(self):
         a, b = self.names
         width = max(len(a), len(b))
-        lines = [f"paired comparison of {self.what} on {self.n_images:,} test images, {self.n_seeds} seed(s) per model"]
+        seeds = f"{self.n_seeds} seed{'s' if self.n_seeds != 1 else ''} per model"
+        lines = [f"paired comparison of {self.what} on {self.n_images:,} test images, {seeds}"]
         for name, means in ((a, self.mean_a), (b, self.mean_b)):
             lines.append(f"  {name:<{width}}  {100 * np.mean(means):+.1f} points  "
                          f"(seeds: {', '.join(f'{100 * x:+.1f}' for x in means)})")
