@@ -20,7 +20,7 @@ log.write_text(log.read_text() + " ".join(sys.argv[1:]) + "\\n" if log.exists() 
 if {fail}:
     sys.stderr.write("fatal: unable to access 'https://github.com/x/': Could not resolve host: github.com\\n")
     sys.exit(128)
-for part in ("utils", "images"):  # what the lessons read from the clone
+for part in ("utils", "images", "weights"):  # what the lessons read from the clone
     shutil.copytree({repo!r} + "/" + part, sys.argv[-1] + "/" + part, ignore=shutil.ignore_patterns("__pycache__"))
 shutil.copy({repo!r} + "/pyproject.toml", sys.argv[-1])
 """
@@ -29,7 +29,7 @@ shutil.copy({repo!r} + "/pyproject.toml", sys.argv[-1])
 def _colab(tmp_path, fail=False):
     """A folder that plays Colab: google.colab stub on the path, a fake git first on PATH.
 
-    The fake ``git clone`` copies what the lessons read from a real clone (utils/, images/,
+    The fake ``git clone`` copies what the lessons read from a real clone (utils/, images/, weights/,
     pyproject.toml) and logs each call to git.log; enabling the widget manager logs to widgets.log."""
     stub = tmp_path / "stub" / "google" / "colab"
     stub.mkdir(parents=True)

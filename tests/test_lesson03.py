@@ -63,3 +63,85 @@ def test_lesson_states_the_condition_and_the_xception_quote():
     assert ("Later, a depthwise separable convolution was used as the first layer of Inception V1 and "
             "Inception V2 [20, 7].") in text
     assert "keep a\ncomputational budget of 1.5 billion multiply-adds at inference time" in text
+
+
+def _lesson_text():
+    return "\n".join("".join(cell["source"]) for cell in json.loads(LESSON.read_text())["cells"])
+
+
+def test_the_reduced_module_adds_three_one_by_one_convolutions():
+    """'the naive one plus three 1x1 convolutions': the fourth 1x1 of (b) is the 1x1 branch that (a) has too."""
+    from torch import nn
+
+    from utils.models import Inception, NaiveInception
+
+    def one_by_ones(module):
+        return {name for name, layer in module.named_modules()
+                if isinstance(layer, nn.Conv2d) and layer.kernel_size == (1, 1)}
+
+    naive, reduced = NaiveInception(192, 64, 128, 32), Inception(192, *PAPER_CHANNELS["3a"])
+    assert one_by_ones(naive) == {"branch1.conv"}
+    assert len(one_by_ones(reduced)) == 4
+    assert sorted(one_by_ones(reduced) - one_by_ones(naive)) == ["branch2.0.conv", "branch3.0.conv", "branch4.1.conv"]
+    text = _lesson_text()
+    flat = " ".join(text.split())
+    assert "plus three 1x1 convolutions" in flat
+    assert "plus four 1x1" not in flat and "four more 1x1" not in flat
+
+
+def test_lesson_quotes_the_bn_appendix_and_inception_v3():
+    """Checked against the papers' text: the BN paper's appendix ('Variant of the Inception Model Used') and
+    Inception-v3, section 1. The lesson quotes them across two lines of a Markdown quote."""
+    text = " ".join(_lesson_text().replace("\n> ", " ").split())
+    assert ('"Our model employed separable convolution with depth multiplier 8 on the first convolutional layer. '
+            'This reduces the computational cost while increasing the memory consumption at training time."') in text
+    assert ('"For example, GoogleNet employed only 5 million parameters, which represented a 12× reduction with '
+            'respect to its predecessor AlexNet, which used 60 million parameters."') in text
+    assert round(60e6 / 5e6) == 12
+
+
+def test_onecycle_cycles_adamw_beta1_as_the_lesson_states():
+    """The setup line: lr from peak/25 up to the peak at 30% of the steps, then to almost zero; beta1 0.95 -> 0.85
+    -> 0.95 (OneCycleLR's cycle_momentum default), beta2 0.999, for the optimizer and schedule fit builds."""
+    from torch import nn
+
+    from utils.train import make_optimizer, make_schedule
+
+    total_steps = 2 * 31                                  # 2 epochs of 1,000 images in batches of 32 (drop_last)
+    optimizer = make_optimizer(nn.Linear(1, 1), "adamw", 2e-3, 5e-4)
+    schedule = make_schedule(optimizer, "onecycle", total_steps)
+    lrs, beta1s = [], []
+    for _ in range(total_steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        beta1s.append(optimizer.param_groups[0]["betas"][0])
+        optimizer.step()
+        schedule.step()
+    peak = max(range(total_steps), key=lrs.__getitem__)
+    assert lrs[0] == pytest.approx(2e-3 / 25) and lrs[peak] == pytest.approx(2e-3, rel=1e-3)
+    assert peak == round(0.3 * total_steps) - 1 and lrs[-1] < 1e-8
+    assert beta1s[0] == pytest.approx(0.95) and beta1s[peak] == pytest.approx(0.85, abs=1e-4)
+    assert beta1s[-1] == pytest.approx(0.95) and min(beta1s) == beta1s[peak]
+    assert optimizer.param_groups[0]["betas"][1] == 0.999
+
+
+def test_section_7_prose_states_the_committed_outputs():
+    """The verdicts of section 7 are worded from the committed full run: every decimal number and interval in the
+    Markdown that reads them appears in the outputs of section 7's cells (the runs are deterministic: fixed seeds and
+    epochs, one thread), and the verdicts it names are the ones compare_models printed."""
+    import re
+
+    cells = json.loads(LESSON.read_text())["cells"]
+    start = next(k for k, cell in enumerate(cells) if "".join(cell["source"]).startswith("## 7."))
+    end = next(k for k, cell in enumerate(cells) if "".join(cell["source"]).startswith("## 8."))
+    outputs = "\n".join("".join(output.get("text", "")) for cell in cells[start:end] if cell["cell_type"] == "code"
+                        for output in cell.get("outputs", []))
+    reading = next("".join(cell["source"]) for cell in cells[start:end]
+                   if "".join(cell["source"]).startswith("**First, chance.**"))
+    reading = reading.split("### Time per training step")[0]
+    for interval in re.findall(r"\[[-+]\d+\.\d, [-+]\d+\.\d\]", reading):
+        assert interval in outputs, interval
+    for number in re.findall(r"\d+\.\d", reading):
+        assert number in outputs, number
+    verdicts = re.findall(r"verdict: (\w+)", outputs)
+    assert len(verdicts) == 2
+    assert reading.count(": inconclusive.**") == verdicts.count("inconclusive") == 2

@@ -11,6 +11,7 @@ Szegedy et al., "Going Deeper with Convolutions", CVPR 2015 (arXiv:1409.4842).
 * :class:`SmallInceptionNet` - a narrow CIFAR network a 2-core CPU can train in minutes
 * :func:`from_torchvision` - load ``torchvision.models.googlenet`` weights into our model
 * :func:`pretrained_googlenet` - torchvision's ImageNet weights in our model (None offline)
+* :func:`course_googlenet` - the course's own narrow GoogLeNet, trained on CIFAR-10 (weights/)
 
 ``GoogLeNet()`` with no arguments is faithful to the paper: Table 1's channels, true 5x5
 convolutions, convolution biases, no batch norm, local response normalisation in the stem,
@@ -478,6 +479,38 @@ def pretrained_googlenet(timeout=3.0):
         return None
     state = {key: value for key, value in state.items() if not key.startswith(("aux1.", "aux2."))}
     return from_torchvision(state, transform_input=True).eval()
+
+
+#: The course's own trained network (weights/README.md says how it was made), and its run's JSON summary.
+COURSE_CHECKPOINT = "weights/googlenet_w025.pt"
+
+
+def course_googlenet():
+    """The course's own trained GoogLeNet, in eval mode on the CPU; prints where it comes from.
+
+    A narrow member of the family (``width=0.25``, CIFAR stem, batch norm, no auxiliary heads: 372,578
+    parameters), trained on 20,000 CIFAR-10 training images for 6 epochs on a CPU by the course's own
+    ``python -m utils.train``; the exact command, its log and its JSON summary sit beside the file in
+    weights/. It classifies well enough for class activation maps that point at objects, which the
+    networks a lesson trains in its few minutes do not. It is not the paper's network (that needs
+    ImageNet and a GPU: lesson 06), and its recorded accuracy is on the offline JPEG copy of CIFAR-10.
+    """
+    import json
+
+    from .config import REPO_ROOT
+    from .train import load_checkpoint
+
+    path = REPO_ROOT / COURSE_CHECKPOINT
+    summary = json.loads(path.with_suffix(".json").read_text())
+    config = summary["config"]
+    model = GoogLeNet(num_classes=10, stem=config["stem"], width=config["width"],
+                      batch_norm=not config["no_batch_norm"], aux_logits=not config["no_aux"])
+    load_checkpoint(path, model, restore_rng=False)
+    print(f"course checkpoint {COURSE_CHECKPOINT}: GoogLeNet width {config['width']}, {config['stem']} stem, "
+          f"{count_parameters(model):,} parameters, {summary['epochs_done']} epochs on "
+          f"{config['per_class'] * 10:,} training images; test accuracy {summary['final_test_accuracy']:.1%} "
+          "on the 10,000 test images (offline JPEG copy), as recorded when it was trained")
+    return model.eval()
 
 
 class SmallInceptionNet(nn.Module):
