@@ -75,8 +75,8 @@ def test_network_in_network_numbers_are_quoted_and_used_alike():
     cells = json.loads((REPO_ROOT / "notebooks" / "04_global_average_pooling.ipynb").read_text())["cells"]
     markdown = " ".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     code = " ".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    quote = ("This CNN\nmodel with fully connected layer can only achieve the error rate of 17.56%. When dropout is added "
-             "we achieve a\nsimilar performance (15.99%) as reported by Hinton et al. [5]. By replacing the fully "
-             "connected layer with global\naverage pooling in this model, we obtain the error rate of 16.46%")
+    quote = ("This CNN model with fully connected layer can only achieve the error rate of 17.56%. When dropout is "
+             "added we achieve a similar performance (15.99%) as reported by Hinton et al. [5]. By replacing the "
+             "fully connected layer with global average pooling in this model, we obtain the error rate of 16.46%")
     assert " ".join(quote.split()) in " ".join(markdown.split())
     assert 'nin_error = {"FC": 17.56, "FC + dropout": 15.99, "GAP": 16.46}' in code
