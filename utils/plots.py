@@ -226,7 +226,9 @@ def show_cam(images, heatmaps, titles=None, ncols=4, alpha=0.5, title=None):
     """
     n = len(images)
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 3.2 * nrows), squeeze=False)
+    # constrained layout leaves room for each panel's title (one line or two) above its image;
+    # tight_layout let a second row's titles overprint the first row's images
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 3.2 * nrows), squeeze=False, layout="constrained")
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
@@ -235,5 +237,4 @@ def show_cam(images, heatmaps, titles=None, ncols=4, alpha=0.5, title=None):
                 ax.set_title(titles[i], fontsize=11)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
