@@ -46,3 +46,34 @@ def test_a_compiled_row_shows_its_compilation(monkeypatch, capsys):
     monkeypatch.setattr(torch, "compile", lambda model, mode=None: model)  # compiling for real takes minutes here
     benchmark.train_throughput(benchmark.tiny_cnn(), "cpu", batch_size=8, batches=2, compile=True)
     assert capsys.readouterr().err.startswith("compiling the model (torch.compile): ")
+
+
+def test_ablation_and_torchvision_comparison_run_together(monkeypatch, tmp_path):
+    """The GPU run asks for both in one command (--ablation --compare-torchvision): both run, both are saved."""
+    calls = []
+    monkeypatch.setattr(benchmark, "ablation", lambda device, model, batches: calls.append("ablation") or [])
+    monkeypatch.setattr(benchmark, "compare_torchvision", lambda *a, **k: calls.append("torchvision") or [])
+    report = benchmark.main(["--ablation", "--compare-torchvision", "--device", "cpu", "--json",
+                             str(tmp_path / "b.json")])
+    assert calls == ["ablation", "torchvision"] and {"ablation", "compare_torchvision"} <= set(report)
+    assert "models" not in report  # the per-model table runs only when nothing else is asked for
+
+
+def test_t4_check_picks_the_largest_batch_that_fits_and_projects_30_epochs(monkeypatch, capsys):
+    from utils import data
+    from utils.data import DeviceLoader
+
+    def loaders(per_class, test_per_class, batch_size, device, channels_last):
+        images = torch.randint(0, 256, (4 * batch_size, 3, 32, 32), dtype=torch.uint8)
+        labels = torch.arange(4 * batch_size) % 10
+        return (DeviceLoader(images, labels, batch_size, shuffle=True, augment=True, drop_last=True),
+                DeviceLoader(images[:batch_size], labels[:batch_size], batch_size))
+
+    monkeypatch.setattr(data, "cifar10_loaders", loaders)
+    result = benchmark.t4_check("cpu", epochs=2, dry_run=True)
+    assert [row["batch_size"] for row in result["batch_table"]] == [8, 16]
+    assert result["batch_size"] == 16 and result["lr"] == pytest.approx(0.4 * 16 / 512)
+    assert result["precision"] == "fp32" and not result["gradient_scaler"] and "dry run" in result["label"]
+    assert result["projected_30_epochs_seconds"] == pytest.approx(30 * 4 * 16 / result["images_per_second"])
+    benchmark._print_t4(result)
+    assert "picked batch 16" in capsys.readouterr().out

@@ -390,7 +390,8 @@ def execution_problems(cells):
 
 def test_the_checks_catch_an_error_and_a_control_that_changes_nothing(lab, browser, artifacts, tmp_path):
     """The checks used on the lessons, on a notebook made here whose flaws are known: an error stops Run All
-    (the cell after it never runs), a live explorer redraws, and one that ignores its slider is reported."""
+    (the cell after it never runs), a live explorer redraws, one that ignores its slider is reported, and so is
+    one whose redraw raises."""
     import nbformat
 
     shots = artifacts / "selfcheck"
@@ -402,6 +403,8 @@ def test_the_checks_catch_an_error_and_a_control_that_changes_nothing(lab, brows
                "live = widgets.explore(draw, n=widgets.slider(2, 1, 5, description='n'))",
                "def same(n=2):\n    print('always the same')\n\n"
                "dead = widgets.explore(same, n=widgets.slider(2, 1, 5, description='n'))",
+               "def broken(n=2):\n    plt.plot(range(n))\n    if n > 2:\n        raise ValueError(f'broken at {n}')\n\n"
+               "bad = widgets.explore(broken, n=widgets.slider(2, 1, 5, description='n'))",
                "1 / 0",
                "print('never runs')"]
     notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
@@ -414,13 +417,16 @@ def test_the_checks_catch_an_error_and_a_control_that_changes_nothing(lab, brows
         result, _, cells = run_all(page, shots)
         assert result == {"ok": False}
         errors = error_outputs(cells)
-        assert errors and all(e.startswith("cell 4: ") for e in errors) and "ZeroDivisionError" in errors[0]
+        assert errors and all(e.startswith("cell 5: ") for e in errors) and "ZeroDivisionError" in errors[0]
         problems = execution_problems(cells)
-        assert len(problems) == 1 and problems[0].startswith("cell 5: execution count None"), problems
-        assert [c["sliders"] for c in cells] == [0, 0, 1, 1, 0, 0] and cells[2]["pngs"] == 1
-        assert exercise_controls(page, cells[2], shots, tmp_path) == (1, [])
-        moved, unchanged = exercise_controls(page, cells[3], shots, tmp_path)
-        assert moved == 1 and len(unchanged) == 1 and unchanged[0].startswith("slider 0"), unchanged
+        assert len(problems) == 1 and problems[0].startswith("cell 6: execution count None"), problems
+        assert [c["sliders"] for c in cells] == [0, 0, 1, 1, 1, 0, 0] and cells[2]["pngs"] == 1
+        assert exercise_controls(page, cells[2], shots, tmp_path) == (1, [], [])
+        moved, unchanged, failed = exercise_controls(page, cells[3], shots, tmp_path)
+        assert moved == 1 and len(unchanged) == 1 and unchanged[0].startswith("slider 0") and not failed, unchanged
+        moved, unchanged, failed = exercise_controls(page, cells[4], shots, tmp_path)
+        assert moved == 1 and not unchanged and len(failed) == 1, failed
+        assert failed[0].startswith("slider 0 at 3") and "ValueError" in failed[0], failed
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[path_id(p) for p in LESSONS])
@@ -456,8 +462,9 @@ def test_lesson_in_jupyterlab(path, lab, browser, artifacts, tmp_path):
         assert not missing, f"{path.name}: cells {missing} should show widgets (or controls, or an upload) but do not"
         for cell in cells:
             if cell["sliders"] + cell["dropdowns"] + cell["uploads"]:
-                moved, unchanged = exercise_controls(page, cell, shots, tmp_path)
+                moved, unchanged, failed = exercise_controls(page, cell, shots, tmp_path)
                 assert moved, f"{path.name} cell {cell['index']}: no control could be moved"
+                assert not failed, f"{path.name} cell {cell['index']}: a control's redraw failed: {failed}"
                 assert not unchanged, f"{path.name} cell {cell['index']}: these controls changed nothing: {unchanged}"
     assert "the browser test never saves" not in (artifacts / LAB_LOG).read_text(), \
         f"JupyterLab tried to save a file while testing {path.name} (refused): see {artifacts / LAB_LOG}"
@@ -473,8 +480,15 @@ def upload_file(page, button, path):
 
 def exercise_controls(page, cell, shots, tmp_path):
     """Move every slider and dropdown of one cell and upload a picture to every upload button; returns
-    (how many controls moved, the controls whose move changed nothing the cell shows)."""
+    (how many controls moved, the controls whose move changed nothing the cell shows, the controls after
+    whose move the cell showed an error: a traceback drawn by the redraw counts as a change, not a pass)."""
     index = cell["index"]
+    failed = []
+
+    def check(control):
+        errors = error_outputs([page.evaluate(CELLS)[index]])
+        if errors:
+            failed.append(f"{control}: " + "; ".join(errors)[:1500])
     node = page.locator(".jp-Notebook .jp-Cell").nth(index)
     outputs = node.locator(".jp-Cell-outputWrapper")
     outputs.scroll_into_view_if_needed()
@@ -497,6 +511,7 @@ def exercise_controls(page, cell, shots, tmp_path):
                     break
                 handle.focus()
                 after_kernel_round(page, partial(page.keyboard.press, key))
+            check(f"slider {k} at {handle.get_attribute('aria-valuenow')}")
             if page.evaluate(SHOWN, index) != before:
                 changed = True
                 break
@@ -513,6 +528,7 @@ def exercise_controls(page, cell, shots, tmp_path):
         changed = False
         for step in range(1, min(len(options), 4)):  # the next option; if it shows nothing new, the ones after
             after_kernel_round(page, partial(select.select_option, index=(start + step) % len(options)))
+            check(f"dropdown {k} at {options[(start + step) % len(options)]!r}")
             if page.evaluate(SHOWN, index) != before:
                 changed = True
                 break
@@ -523,12 +539,13 @@ def exercise_controls(page, cell, shots, tmp_path):
         before = page.evaluate(SHOWN, index)
         after_kernel_round(page, partial(upload_file, page, node.locator(".widget-upload").nth(k),
                                          write_png(tmp_path / "upload.png")))
+        check(f"upload {k}")
         moved += 1
         if not set(page.evaluate(SHOWN, index)["images"]) - set(before["images"]):
             unchanged.append(f"upload {k} (no new figure)")
     outputs.scroll_into_view_if_needed()
     outputs.screenshot(path=shots / f"cell{index:02d}_after.png")
-    return moved, unchanged
+    return moved, unchanged, failed
 
 
 FONTCONFIG_WITHOUT_KOREAN = """<?xml version="1.0"?>

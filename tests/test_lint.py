@@ -6,7 +6,7 @@ import pytest
 
 from utils.config import REPO_ROOT
 
-PATHS = ["utils", "tests", "notebooks", "conftest.py"]
+PATHS = ["utils", "tests", "tools", "notebooks", "conftest.py"]
 
 
 def ruff(*arguments):

@@ -117,7 +117,7 @@ HANGUL_TERM = re.compile(r"[\uac00-\ud7a3](?:[\uac00-\ud7a3 \-]*[\uac00-\ud7a3])
 
 
 def korean_terms(markdown):
-    """Korean names given in parentheses, e.g. "feature map (특성맵)" or "(**weight sharing**, 가중치 공유: ...)"."""
+    """Korean names given in parentheses, e.g. "feature map (특징 맵)" or "(**weight sharing**, 가중치 공유: ...)"."""
     terms = set()
     for inside in re.findall(r"\(([^()]*)\)", markdown):
         for part in inside.split(","):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from utils.stats import MIN_SEEDS, compare_models, mcnemar_exact
+from utils.stats import MIN_SEEDS, compare_models, compare_scores, mcnemar_exact
 
 
 def _predictions(labels, right):
@@ -204,3 +204,41 @@ def test_bad_input_is_refused_clearly():
         compare_models(np.zeros(1), np.zeros(1), np.zeros(1))
     with pytest.raises(ValueError, match=r"one such row per seed; got shape \(2, 5, 2\)"):
         compare_models(np.zeros((2, 5, 2)), np.zeros((2, 10)), labels)
+
+
+def test_compare_scores_on_correctness_is_compare_models():
+    """Per-image correctness (1 right, 0 wrong) as scores: the same difference, intervals and verdict."""
+    rng = np.random.default_rng(4)
+    labels = np.arange(2000) % 10
+    a_rows, b_rows = _runs(labels, [0.62, 0.60, 0.63], rng), _runs(labels, [0.52, 0.54, 0.53], rng)
+    models = compare_models(a_rows, b_rows, labels, names=("widened", "naive"))
+    scores = compare_scores((np.array(a_rows) == labels).astype(int), (np.array(b_rows) == labels).astype(int),
+                            names=("widened", "naive"), what="accuracy")
+    assert scores.difference == pytest.approx(models.difference)
+    assert scores.interval == models.interval and scores.interval_images_only == models.interval_images_only
+    assert scores.mean_a == pytest.approx(models.accuracy_a) and not scores.inconclusive
+    assert scores.verdict.startswith(f"accuracy is larger for widened than for naive by {100 * models.difference:.1f}")
+
+
+def test_compare_scores_on_a_change_per_image():
+    """A loses 3 of every 20 images under some change and gains none; B loses 1 and gains 1 of every 20."""
+    n = 2000
+    index = np.arange(n) % 20
+    lost_a = np.where(index < 3, 1, 0)
+    lost_b = np.where(index == 0, 1, np.where(index == 10, -1, 0))
+    result = compare_scores([lost_a] * 3, [lost_b] * 3, names=("flat", "pooled"), what="accuracy lost")
+    assert result.mean_a == pytest.approx([0.15] * 3) and result.mean_b == pytest.approx([0.0] * 3)
+    assert result.difference == pytest.approx(0.15) and result.interval[0] > 0.1
+    assert result.verdict.startswith("accuracy lost is larger for flat than for pooled by 15.0 points")
+    two = compare_scores([lost_a] * 2, [lost_b] * 2)
+    assert two.inconclusive and "at least 3 seeds" in two.verdict
+    same = compare_scores([lost_a] * 3, [lost_a] * 3)
+    assert same.interval == (0.0, 0.0) and "covers zero" in same.verdict
+    assert "difference A - B: +0.0 points" in str(same)
+
+
+def test_compare_scores_refuses_bad_input():
+    with pytest.raises(ValueError, match="same shape"):
+        compare_scores(np.zeros((3, 10)), np.zeros((2, 10)))
+    with pytest.raises(ValueError, match="whole numbers"):
+        compare_scores(np.full((3, 10), 0.5), np.zeros((3, 10)))

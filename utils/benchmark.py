@@ -6,6 +6,7 @@ comparison with torchvision's GoogLeNet, and time to accuracy. Prints a table; `
     python -m utils.benchmark --ablation               # one row per speed technique, lesson 06's table
     python -m utils.benchmark --compare-torchvision    # ours (batch norm) vs torchvision at 224x224
     python -m utils.benchmark --time-to-accuracy 0.92 --epochs 30   # real CIFAR-10, the lesson-06 recipe
+    python -m utils.benchmark --t4                     # Colab's T4 path on a bigger GPU: 15 GB cap, fp16 + scaler
 
 Throughput runs on synthetic uint8 images held on the device (augmented by the DeviceLoader), so
 the number measures the model and the loop, not the disk. Each measurement trains two epochs of
@@ -147,6 +148,67 @@ def time_to_accuracy(target, device, epochs=30, batch_size=512, lr=0.4, per_clas
     return rows, reached, history
 
 
+#: A T4's memory as the course plans for it: the 16 GB card shows programs about 15 GB (a design figure).
+T4_MEMORY = 15e9
+
+
+def t4_check(device, epochs=3, memory=T4_MEMORY, dry_run=False):
+    """Colab's T4 path run on a bigger GPU, so that its decisions are tried before a learner meets them.
+
+    The process's GPU memory is capped at ``memory`` bytes (``torch.cuda.set_per_process_memory_fraction``:
+    an allocation past it fails as on a 15 GB card), fp16 with a gradient scaler is forced (a T4 has no
+    bf16 units), and the batch is the one :func:`utils.cost.largest_batch_that_fits` picks for that
+    memory, with the learning rate scaled linearly from 0.4 at 512. It then trains the full GoogLeNet
+    (CIFAR stem, batch norm, eager) for ``epochs`` epochs on CIFAR-10 and reports the peak memory
+    against the estimate, the images/s of the epochs after the first, and the projected time of the
+    lesson's 30 epochs at that speed. It measures THIS GPU under a memory cap, not a T4: a T4 computes
+    far more slowly. ``dry_run`` (any device, tiny sizes, fp32 off a GPU) checks the code path only.
+    """
+    from .cost import largest_batch_that_fits, training_step_memory
+    from .data import cifar10_loaders
+
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    precision = "fp16" if cuda else "fp32"
+    candidates, per_class, test_per_class = ((8, 16), 4, 2) if dry_run else ((64, 128, 256, 512), None, None)
+    torch.manual_seed(0)
+    model = GoogLeNet(num_classes=10, stem="cifar", batch_norm=True)
+    if cuda:
+        total = torch.cuda.get_device_properties(device).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, memory / total), device)
+        torch.cuda.reset_peak_memory_stats(device)
+    batch, rows = largest_batch_that_fits(model, memory, candidates=candidates, precision=precision)
+    train, test = cifar10_loaders(per_class=per_class, test_per_class=test_per_class, batch_size=batch,
+                                  device=device, channels_last=True)
+    history = fit(model, train, test, epochs=epochs, lr=0.4 * batch / 512, label_smoothing=0.1, device=device,
+                  precision=precision, channels_last=True, progress=False)
+    steady = history.images_per_second[1:] or history.images_per_second  # the first epoch warms up
+    images_per_second = sum(steady) / len(steady)
+    return {"device": _device_name(device), "memory_cap_bytes": memory if cuda else None, "precision": precision,
+            "gradient_scaler": precision == "fp16", "batch_table": rows, "batch_size": batch,
+            "lr": 0.4 * batch / 512, "epochs": epochs, "test_accuracy": history.test_acc,
+            "estimated_step_bytes": training_step_memory(model, batch, precision=precision)["total"],
+            "peak_allocated_bytes": torch.cuda.max_memory_allocated(device) if cuda else None,
+            "images_per_second": images_per_second,
+            "projected_30_epochs_seconds": 30 * len(train) * batch / images_per_second,
+            "label": (f"{_device_name(device)} with its memory capped at {memory / 1e9:.0f} GB, fp16 + GradScaler: "
+                      "NOT a T4" if cuda else "dry run on the CPU: a check of the code path, not a measurement")}
+
+
+def _print_t4(result):
+    print(result["label"])
+    for row in result["batch_table"]:
+        print(f"  batch {row['batch_size']:>4}: estimated {row['bytes'] / 1e9:6.2f} GB per training step"
+              f"{'' if row['fits'] else '  (does not fit)'}")
+    peak = result["peak_allocated_bytes"]
+    print(f"  picked batch {result['batch_size']} (lr {result['lr']:.3g}); peak memory "
+          + (f"{peak / 1e9:.2f} GB" if peak is not None else "not measured (no GPU)")
+          + f", estimate {result['estimated_step_bytes'] / 1e9:.2f} GB")
+    print(f"  {result['images_per_second']:,.0f} img/s after the first epoch; 30 epochs projected at this speed: "
+          f"{result['projected_30_epochs_seconds'] / 60:.1f} min; test accuracy per epoch "
+          + ", ".join(f"{a:.1%}" for a in result["test_accuracy"]))
+
+
 def _device_name(device):
     return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
 
@@ -166,7 +228,13 @@ def main(argv=None):
     parser.add_argument("--compare-torchvision", action="store_true", help="224x224 training, ours vs torchvision")
     parser.add_argument("--time-to-accuracy", type=float, default=None, metavar="TARGET",
                         help="train on CIFAR-10 and report when test accuracy reaches TARGET (e.g. 0.92)")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--t4", action="store_true",
+                        help="Colab's T4 path on this GPU: memory capped at 15 GB, fp16 + GradScaler, the batch the "
+                             "memory estimate picks, a few epochs of CIFAR-10 (3, or --epochs)")
+    parser.add_argument("--dry-run", action="store_true", help="with --t4: tiny sizes, on any device (a check of "
+                                                                 "the code path, not a measurement)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs of --time-to-accuracy (default 30) or "
+                                                                  "--t4 (default 3)")
     parser.add_argument("--lr", type=float, default=0.4)
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
@@ -177,17 +245,20 @@ def main(argv=None):
     report = {"device": _device_name(device), "torch": torch.__version__}
     print(f"torch {torch.__version__} on {report['device']}")
     if args.ablation:
-        report["ablation"] = ablation(device, batches=batches)
+        report["ablation"] = ablation(device, model=MODELS[(args.model or ["googlenet"])[0]], batches=batches)
         for row in report["ablation"]:
             speed = row["images_per_second"]
             print(f"{row['step']:<48} " + (f"{speed:>10,.0f} img/s  x{row['speedup']:.2f}" if speed else row["note"]))
-    elif args.compare_torchvision:
+    if args.compare_torchvision:
         report["compare_torchvision"] = compare_torchvision(device, args.batch_size, batches, **options)
         for row in report["compare_torchvision"]:
             print(f"{row['model']:<36} {row['images_per_second']:>10,.1f} img/s at 224x224  "
                   f"({row['params']:,} params, {row['multiply_adds'] / 1e9:.2f} G multiply-adds)")
-    elif args.time_to_accuracy is not None:
-        rows, reached, history = time_to_accuracy(args.time_to_accuracy, device, args.epochs, args.batch_size,
+    if args.t4:
+        report["t4"] = t4_check(device, epochs=args.epochs or 3, dry_run=args.dry_run)
+        _print_t4(report["t4"])
+    if args.time_to_accuracy is not None:
+        rows, reached, history = time_to_accuracy(args.time_to_accuracy, device, args.epochs or 30, args.batch_size,
                                                   args.lr, **options)
         report.update(time_to_accuracy=rows, target=args.time_to_accuracy, seconds_to_target=reached,
                       first_step_seconds=history.first_step_seconds)
@@ -195,7 +266,7 @@ def main(argv=None):
             print(f"epoch {row['epoch']:>3}  {row['train_seconds']:>8.1f} s  test accuracy {row['test_accuracy']:.2%}")
         print(f"target {args.time_to_accuracy:.0%}: " + (f"reached after {reached:.1f} s of training" if reached
                                                         else "not reached"))
-    else:
+    if not (args.ablation or args.compare_torchvision or args.t4 or args.time_to_accuracy is not None):
         report["augment_images_per_second"] = augment_throughput(device)
         print(f"{'augment (crop+flip)':>20}: {report['augment_images_per_second']:>12,.0f} img/s")
         report["models"] = {}

@@ -189,3 +189,85 @@ def compare_models(predictions_a, predictions_b, labels, names=("A", "B"), confi
         difference=float(differences.mean()), interval=interval, interval_images_only=images_only,
         only_a_right=only_a, only_b_right=only_b, mcnemar_p=[mcnemar_exact(x, y) for x, y in zip(only_a, only_b)],
         confidence=confidence)
+
+
+@dataclass
+class ScoreComparison:
+    """What :func:`compare_scores` found. Means and differences are fractions (0.01 = 1 point)."""
+
+    names: tuple
+    what: str                 # what the score measures, for the report
+    n_images: int
+    mean_a: list              # one per seed: the mean score over the images
+    mean_b: list
+    difference: float         # mean score A - B, over seeds and images
+    interval: tuple           # seeds and test images resampled
+    interval_images_only: tuple
+    confidence: float = 0.95
+
+    @property
+    def n_seeds(self):
+        return len(self.mean_a)
+
+    @property
+    def seed_differences(self):
+        return [a - b for a, b in zip(self.mean_a, self.mean_b)]
+
+    reasons = Comparison.reasons          # the same rules as compare_models' verdicts
+    inconclusive = Comparison.inconclusive
+
+    @property
+    def verdict(self):
+        a, b = self.names
+        if self.inconclusive:
+            return f"inconclusive: {'; '.join(self.reasons())}. These runs cannot tell {a} and {b} apart."
+        larger, smaller = (a, b) if self.difference > 0 else (b, a)
+        return (f"{self.what} is larger for {larger} than for {smaller} by {100 * abs(self.difference):.1f} points "
+                f"({self.confidence:.0%} interval of A - B over seeds and images: [{100 * self.interval[0]:+.1f}, "
+                f"{100 * self.interval[1]:+.1f}])")
+
+    def report(self):
+        a, b = self.names
+        width = max(len(a), len(b))
+        seeds = f"{self.n_seeds} seed{'s' if self.n_seeds != 1 else ''} per model"
+        lines = [f"paired comparison of {self.what} on {self.n_images:,} test images, {seeds}"]
+        for name, means in ((a, self.mean_a), (b, self.mean_b)):
+            lines.append(f"  {name:<{width}}  {100 * np.mean(means):+.1f} points  "
+                         f"(seeds: {', '.join(f'{100 * x:+.1f}' for x in means)})")
+        lines.append(f"  difference {a} - {b}: {100 * self.difference:+.1f} points "
+                     f"(per seed: {', '.join(f'{100 * d:+.1f}' for d in self.seed_differences)})")
+        (low, high), (img_low, img_high) = self.interval, self.interval_images_only
+        lines.append(f"    {self.confidence:.0%} interval [{100 * low:+.1f}, {100 * high:+.1f}] resampling seeds and "
+                     f"test images; [{100 * img_low:+.1f}, {100 * img_high:+.1f}] resampling test images only")
+        lines.append(f"  verdict: {self.verdict}")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.report()
+
+
+def compare_scores(scores_a, scores_b, names=("A", "B"), what="the score", confidence=0.95, n_resamples=10_000,
+                   seed=0):
+    """Compare two models' per-image scores, paired by seed and image, with :func:`compare_models`' bootstrap.
+
+    For a question about each test image that accuracy does not ask: ``scores_a[s, i]`` is a whole
+    number for seed s and image i, such as the change in correctness under a shift (1 if the image
+    was right before and wrong after, -1 the other way round, 0 if unchanged). The difference of the
+    means, A - B, gets the same two-level bootstrap interval (seeds, then images) and the same
+    verdict rules as :func:`compare_models`; means are reported in points (100 x the mean).
+    ``what`` names the score in the report ("accuracy lost at 4 px").
+    """
+    a, b = (np.asarray(s) for s in (scores_a, scores_b))
+    a, b = (s[None, :] if s.ndim == 1 else s for s in (a, b))
+    if a.shape != b.shape or a.ndim != 2 or a.shape[1] < 2:
+        raise ValueError(f"scores_a and scores_b must have the same shape (seeds, images), with at least 2 images; "
+                         f"got {a.shape} and {b.shape}.")
+    differences = a - b
+    if not np.array_equal(differences, np.round(differences)) or np.abs(differences).max(initial=0) > 127:
+        raise ValueError("the scores must be whole numbers whose differences lie in -127..127 (such as 1 = right, "
+                         "0 = wrong, or a change in correctness); the bootstrap counts them as small integers.")
+    interval, images_only = two_level_bootstrap(differences, confidence, n_resamples, seed)
+    return ScoreComparison(
+        names=tuple(names), what=what, n_images=a.shape[1], mean_a=a.mean(1).tolist(), mean_b=b.mean(1).tolist(),
+        difference=float(differences.mean()), interval=interval, interval_images_only=images_only,
+        confidence=confidence)
