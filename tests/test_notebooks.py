@@ -200,3 +200,21 @@ def test_a_lessons_two_editions_run_in_one_process_one_after_the_other(tmp_path)
     assert len(ran) == 16 and all(len(found) == 1 for found in workers.values()), result.stdout[-3000:]
     assert re.search(r"created: 2/2 workers", result.stdout)
 
+
+
+def test_readme_run_times_are_the_committed_runs_printed_times():
+    """The README's run time of each lesson is the CPU time its committed run printed in its last line
+    (utils.RunTimer), so that re-executing a lesson without updating the README fails here."""
+    from utils.config import RunTimer
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    found = re.search(r"the committed runs took ([\d.]+), ([\d.]+), ([\d.]+), ([\d.]+) and ([\d.]+) minutes of CPU "
+                      r"time.*?in ([\d.]+) minutes of CPU time", readme, re.S)
+    assert found, "README's lesson section must state the committed runs' CPU times (see this test's pattern)"
+    stated = [float(value) for value in found.groups()]
+    printed = []
+    for path in NOTEBOOKS:
+        outputs = "".join(output.get("text", "") for cell in nbformat.read(path, as_version=4).cells
+                          if cell.cell_type == "code" for output in cell.get("outputs", []))
+        printed.append(RunTimer.parse(outputs)[1])
+    assert stated == printed, f"README says {stated} minutes of CPU time, the lessons printed {printed}: update README"
