@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from utils.stats import MIN_SEEDS, compare_models, compare_scores, mcnemar_exact
+from utils.stats import MIN_SEEDS, Comparison, compare_models, compare_scores, mcnemar_exact, two_level_bootstrap
+
 
 
 def _predictions(labels, right):
@@ -242,3 +243,100 @@ def test_compare_scores_refuses_bad_input():
         compare_scores(np.zeros((3, 10)), np.zeros((2, 10)))
     with pytest.raises(ValueError, match="whole numbers"):
         compare_scores(np.full((3, 10), 0.5), np.zeros((3, 10)))
+
+
+def test_report_of_two_seeds_shows_every_number_as_computed_by_hand():
+    """The report of a comparison built by hand (the numbers need not come from one experiment: this checks
+    the report's arithmetic and layout). By hand: mean accuracies (75 + 52) / 2 = 63.5% and (55 + 58) / 2 =
+    56.5%; sample standard deviations |75 - 52| / sqrt(2) = 16.3 and |55 - 58| / sqrt(2) = 2.1 points; seed
+    differences +20 and -6, mean +7.0 points. Every number is at least 5 points, so that a factor off by 1%
+    (101 instead of 100) shows in the first decimal."""
+    comparison = Comparison(
+        names=("wide", "narrow"), n_images=2000, accuracy_a=[0.75, 0.52], accuracy_b=[0.55, 0.58],
+        difference=0.07, interval=(-0.0612, 0.1734), interval_images_only=(0.0523, 0.0871),
+        only_a_right=[412, 130], only_b_right=[12, 250], mcnemar_p=[2.5e-07, 0.0123])
+    assert comparison.report() == str(comparison) == "\n".join([
+        "paired comparison on 2,000 test images, 2 seeds per model (seed i of wide paired with seed i of narrow)",
+        "  wide    accuracy 63.5%  (seeds: 75.0, 52.0; sd 16.3)",
+        "  narrow  accuracy 56.5%  (seeds: 55.0, 58.0; sd 2.1)",
+        "  difference wide - narrow: +7.0 points (per seed: +20.0, -6.0)",
+        "    95% interval [-6.1, +17.3] resampling seeds and test images (training and test-set noise)",
+        "    95% interval [+5.2, +8.7] resampling test images only (test-set noise alone, for comparison)",
+        "  McNemar seed 0: 412 images only wide got right, 12 only narrow; exact p = 2.5e-07",
+        "  McNemar seed 1: 130 images only wide got right, 250 only narrow; exact p = 0.0123",
+        "  verdict: inconclusive: a verdict needs at least 3 seeds per model, this comparison has 2 (train more "
+        "seeds of both); the 95% interval [-6.1, +17.3] points covers zero; the seeds disagree on which model is "
+        "better. These runs cannot tell wide and narrow apart.",
+    ])
+
+
+def test_report_of_one_seed_says_it_cannot_show_training_noise():
+    comparison = Comparison(
+        names=("A", "B"), n_images=500, accuracy_a=[0.80], accuracy_b=[0.68], difference=0.12,
+        interval=(0.0832, 0.1561), interval_images_only=(0.0832, 0.1561), only_a_right=[70], only_b_right=[10],
+        mcnemar_p=[1.2e-12], confidence=0.9)
+    assert comparison.report() == "\n".join([
+        "paired comparison on 500 test images, one seed per model",
+        "  A  accuracy 80.0%",
+        "  B  accuracy 68.0%",
+        "  difference A - B: +12.0 points",
+        "    90% interval [+8.3, +15.6] resampling test images; one seed cannot show training noise",
+        "  McNemar 70 images only A got right, 10 only B; exact p = 1.2e-12",
+        "  verdict: inconclusive: a verdict needs at least 3 seeds per model, this comparison has 1 (train more "
+        "seeds of both). These runs cannot tell A and B apart.",
+    ])
+
+
+def test_compare_models_keeps_the_confidence_it_was_asked_for():
+    rng = np.random.default_rng(7)
+    labels = np.arange(1000) % 10
+    a_rows, b_rows = _runs(labels, [0.62, 0.60, 0.63], rng), _runs(labels, [0.52, 0.54, 0.53], rng)
+    result = compare_models(a_rows, b_rows, labels, confidence=0.9)
+    assert result.confidence == 0.9 and "90% interval" in result.report() and "95%" not in result.report()
+    assert not result.inconclusive and "(90% interval of A - B over seeds and images" in result.verdict
+
+
+def test_bootstrap_of_two_images_is_their_exact_resampling_distribution():
+    """One seed, two images, A right on the first only: a resample draws each image with probability 1/2, so its
+    mean difference is 0, 1/2 or 1 with probabilities 1/4, 1/2, 1/4 (cumulative 25% and 75%). A percentile
+    interval at confidence c cuts (1 - c) / 2 from each tail: 95% keeps all three values, (0, 1); 49% cuts
+    25.5% from each side, past both atoms' edges, (1/2, 1/2); 50.25% cuts 24.875%, just short of them, (0, 1).
+    Four million resamples put the empirical edges within 0.1 point of 25% and 75%."""
+    one_seed = np.array([[1, 0]])
+    assert two_level_bootstrap(one_seed) == two_level_bootstrap(one_seed, 0.95, 10_000, 0)  # the defaults
+    assert two_level_bootstrap(one_seed) == ((0.0, 1.0), (0.0, 1.0))
+    assert two_level_bootstrap(one_seed, 0.49, 4_000_000) == ((0.5, 0.5), (0.5, 0.5))
+    assert two_level_bootstrap(one_seed, 0.5025, 4_000_000) == ((0.0, 1.0), (0.0, 1.0))
+
+
+def test_bootstrap_of_a_constant_difference_is_that_constant_in_every_resample():
+    """B right and A wrong on every image, for every seed: each resample's mean is exactly -1, so even the
+    100% interval (the smallest and the largest resampled mean) is [-1, -1]."""
+    every_image_to_b = -np.ones((3, 40), dtype=int)
+    assert two_level_bootstrap(every_image_to_b, confidence=1.0, n_resamples=777) == ((-1.0, -1.0), (-1.0, -1.0))
+
+
+def test_compare_models_defaults_and_smallest_input():
+    labels = np.array([3, 7])
+    a, b = np.array([3, 7]), np.array([3, 0])  # A right twice, B once
+    result = compare_models(a, b, labels)
+    assert result.difference == 0.5 and result.only_a_right == [1] and result.only_b_right == [0]
+    again = compare_models(a, b, labels, names=("A", "B"), confidence=0.95, n_resamples=10_000, seed=0)
+    assert result == again  # the documented defaults
+
+
+def test_predictions_may_come_as_columns_one_per_seed():
+    """A list of (N, 1) columns, one per seed (an argmax with keepdim=True), is read as N predictions per seed."""
+    labels = np.arange(6) % 3
+    a = [labels.reshape(-1, 1), labels.reshape(-1, 1)]
+    b = [np.array([0, 1, 2, 1, 1, 2]).reshape(-1, 1)] * 2
+    result = compare_models(a, b, labels)
+    assert result.accuracy_a == [1.0, 1.0] and result.accuracy_b == [5 / 6, 5 / 6] and result.only_a_right == [1, 1]
+
+
+def test_the_refusal_names_the_argument_at_fault():
+    labels = np.zeros(10, dtype=int)
+    with pytest.raises(ValueError, match=r"^predictions_a must hold one prediction per test label \(10\)"):
+        compare_models(np.zeros(9), np.zeros(10), labels)
+    with pytest.raises(ValueError, match=r"^predictions_b must hold one prediction per test label \(10\)"):
+        compare_models(np.zeros(10), np.zeros(11), labels)
