@@ -8,7 +8,6 @@ from scipy import stats
 from utils.stats import MIN_SEEDS, Comparison, compare_models, compare_scores, mcnemar_exact, two_level_bootstrap
 
 
-
 def _predictions(labels, right):
     """Predictions that are correct exactly where ``right`` is True (wrong class = label + 1)."""
     return np.where(right, labels, (labels + 1) % 10)
