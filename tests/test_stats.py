@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from utils.stats import MIN_SEEDS, Comparison, compare_models, compare_scores, mcnemar_exact, two_level_bootstrap
+from utils.stats import (
+    MIN_SEEDS,
+    Comparison,
+    ScoreComparison,
+    compare_models,
+    compare_scores,
+    mcnemar_exact,
+    two_level_bootstrap,
+)
 
 
 def _predictions(labels, right):
@@ -198,7 +206,9 @@ def test_bad_input_is_refused_clearly():
     labels = np.zeros(10, dtype=int)
     with pytest.raises(ValueError, match=r"one prediction per test label \(10\)"):
         compare_models(np.zeros(9), np.zeros(10), labels)
-    with pytest.raises(ValueError, match=r"predictions_a has 2 seeds but predictions_b has 1.*same seed"):
+    two_seeds_and_one = (r"^predictions_a has 2 seeds but predictions_b has 1: pass one row per seed for each model, "
+                         r"seed i of A trained with the same seed as seed i of B\.$")
+    with pytest.raises(ValueError, match=two_seeds_and_one):
         compare_models([np.zeros(10), np.zeros(10)], np.zeros(10), labels)
     with pytest.raises(ValueError, match="at least 2 test labels"):
         compare_models(np.zeros(1), np.zeros(1), np.zeros(1))
@@ -339,3 +349,63 @@ def test_the_refusal_names_the_argument_at_fault():
         compare_models(np.zeros(9), np.zeros(10), labels)
     with pytest.raises(ValueError, match=r"^predictions_b must hold one prediction per test label \(10\)"):
         compare_models(np.zeros(10), np.zeros(11), labels)
+
+
+def test_score_report_shows_every_number_as_computed_by_hand():
+    """compare_scores' report of a comparison built by hand. By hand: means (15 + 12 + 9) / 3 = +12.0 and
+    (2 - 1 + 5) / 3 = +2.0 points; seed differences +13, +13, +4, mean +10.0 points."""
+    comparison = ScoreComparison(
+        names=("flat", "pooled"), what="accuracy lost", n_images=1500, mean_a=[0.15, 0.12, 0.09],
+        mean_b=[0.02, -0.01, 0.05], difference=0.10, interval=(0.031, 0.162), interval_images_only=(0.072, 0.128))
+    assert comparison.report() == str(comparison) == "\n".join([
+        "paired comparison of accuracy lost on 1,500 test images, 3 seeds per model",
+        "  flat    +12.0 points  (seeds: +15.0, +12.0, +9.0)",
+        "  pooled  +2.0 points  (seeds: +2.0, -1.0, +5.0)",
+        "  difference flat - pooled: +10.0 points (per seed: +13.0, +13.0, +4.0)",
+        "    95% interval [+3.1, +16.2] resampling seeds and test images; [+7.2, +12.8] resampling test images only",
+        "  verdict: accuracy lost is larger for flat than for pooled by 10.0 points (95% interval of A - B over "
+        "seeds and images: [+3.1, +16.2])",
+    ])
+
+
+def test_score_verdicts_name_the_larger_model_or_say_why_not():
+    one_seed = ScoreComparison(names=("A", "B"), what="the score", n_images=40, mean_a=[0.3], mean_b=[0.5],
+                               difference=-0.2, interval=(-0.25, -0.15), interval_images_only=(-0.25, -0.15),
+                               confidence=0.9)
+    assert one_seed.n_seeds == 1 and one_seed.seed_differences == pytest.approx([-0.2])
+    assert one_seed.report().splitlines()[0] == "paired comparison of the score on 40 test images, 1 seed per model"
+    assert one_seed.report().splitlines()[4].startswith("    90% interval [-25.0, -15.0] resampling seeds")
+    assert one_seed.verdict == ("inconclusive: a verdict needs at least 3 seeds per model, this comparison has 1 "
+                                "(train more seeds of both). These runs cannot tell A and B apart.")
+    b_larger = ScoreComparison(names=("A", "B"), what="the score", n_images=40, mean_a=[0.3] * 3, mean_b=[0.5] * 3,
+                               difference=-0.2, interval=(-0.25, -0.15), interval_images_only=(-0.25, -0.15))
+    assert not b_larger.inconclusive
+    assert b_larger.verdict.startswith("the score is larger for B than for A by 20.0 points (95% interval")
+
+
+def test_compare_scores_defaults_and_what_it_refuses():
+    a, b = np.array([1, 1, 0, 1]), np.array([0, 1, 0, 0])
+    result = compare_scores(a, b)
+    assert (result.names, result.what, result.n_images, result.confidence) == (("A", "B"), "the score", 4, 0.95)
+    assert result.mean_a == [0.75] and result.mean_b == [0.25] and result.difference == 0.5
+    assert result == compare_scores(a, b, ("A", "B"), "the score", 0.95, 10_000, 0)
+    assert result.interval == two_level_bootstrap([a - b])[0]
+    assert compare_scores([a, a], [b, b], seed=3).interval == two_level_bootstrap([a - b, a - b], seed=3)[0]
+    assert compare_scores(np.array([1, 0]), np.array([0, 0])).n_images == 2  # two images are enough
+    assert compare_scores(np.full((3, 5), 127), np.zeros((3, 5))).difference == 127  # the largest difference
+    for bad_a, bad_b in [(np.ones(1), np.ones(1)), (np.ones((2, 2, 2)), np.ones((2, 2, 2)))]:
+        with pytest.raises(ValueError, match=r"same shape \(seeds, images\), with at least 2 images; got"):
+            compare_scores(bad_a, bad_b)
+    with pytest.raises(ValueError, match=r"whole numbers whose differences lie in -127\.\.127"):
+        compare_scores(np.full((3, 5), 128), np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="whole numbers"):
+        compare_scores(np.zeros((3, 5)), np.full((3, 5), 128))
+
+
+def test_bootstrap_defaults_are_10000_resamples_from_seed_0():
+    """On differences with a spread (unlike two images), another seed or one resample more moves the interval."""
+    differences = np.random.default_rng(3).integers(-1, 2, size=(3, 200))
+    default = two_level_bootstrap(differences)
+    assert default == two_level_bootstrap(differences, 0.95, 10_000, 0)
+    assert default != two_level_bootstrap(differences, seed=1)
+    assert default != two_level_bootstrap(differences, n_resamples=10_001)
