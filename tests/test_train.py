@@ -723,3 +723,11 @@ def test_every_name_the_lessons_import_from_utils_train_is_still_there():
              "CheckpointMismatchError", "classification_loss", "make_optimizer", "make_schedule"]
     assert [name for name in names if not hasattr(train, name)] == []
     assert train.load_checkpoint.__module__ == "utils.checkpoint" and train.build_parser.__module__ == "utils.cli"
+
+
+def test_one_cycle_cycles_the_momentum_only_within_0_to_1():
+    """The range [momentum - 0.05, momentum + 0.05] must lie in [0, 1): 0.05 just fits (0 -> 0.1), 0.95 does not
+    (1.0 is no momentum SGD or AdamW can use), so 0.95 stays constant."""
+    low_edge = _momentum_per_step(train.make_optimizer(Bias(), momentum=0.05))
+    assert low_edge[0] == 0.1 and min(low_edge) == low_edge[2] == 0.0
+    assert set(_momentum_per_step(train.make_optimizer(Bias(), momentum=0.95))) == {0.95}
