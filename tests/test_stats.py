@@ -390,13 +390,19 @@ def test_compare_scores_defaults_and_what_it_refuses():
     assert result.mean_a == [0.75] and result.mean_b == [0.25] and result.difference == 0.5
     assert result == compare_scores(a, b, ("A", "B"), "the score", 0.95, 10_000, 0)
     assert result.interval == two_level_bootstrap([a - b])[0]
-    assert compare_scores([a, a], [b, b], seed=3).interval == two_level_bootstrap([a - b, a - b], seed=3)[0]
+    spread_a, spread_b = np.random.default_rng(8).integers(0, 2, size=(2, 3, 100))
+    chosen = compare_scores(spread_a, spread_b, confidence=0.9, n_resamples=500, seed=3)
+    assert chosen.confidence == 0.9 and chosen.report().count("90% interval") == 2
+    assert (chosen.interval, chosen.interval_images_only) == two_level_bootstrap(spread_a - spread_b, 0.9, 500, 3)
+    assert chosen.interval != compare_scores(spread_a, spread_b, confidence=0.9, n_resamples=500).interval
     assert compare_scores(np.array([1, 0]), np.array([0, 0])).n_images == 2  # two images are enough
     assert compare_scores(np.full((3, 5), 127), np.zeros((3, 5))).difference == 127  # the largest difference
     for bad_a, bad_b in [(np.ones(1), np.ones(1)), (np.ones((2, 2, 2)), np.ones((2, 2, 2)))]:
         with pytest.raises(ValueError, match=r"same shape \(seeds, images\), with at least 2 images; got"):
             compare_scores(bad_a, bad_b)
-    with pytest.raises(ValueError, match=r"whole numbers whose differences lie in -127\.\.127"):
+    whole = (r"^the scores must be whole numbers whose differences lie in -127\.\.127 \(such as 1 = right, 0 = wrong, "
+             r"or a change in correctness\); the bootstrap counts them as small integers\.$")
+    with pytest.raises(ValueError, match=whole):
         compare_scores(np.full((3, 5), 128), np.zeros((3, 5)))
     with pytest.raises(ValueError, match="whole numbers"):
         compare_scores(np.zeros((3, 5)), np.full((3, 5), 128))
