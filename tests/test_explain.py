@@ -163,3 +163,13 @@ def test_aux_gradient_split_refuses_what_it_cannot_measure(aux_net):
         aux_gradient_split(GoogLeNet(num_classes=10, stem="cifar", width=0.0625, aux_logits=False), images, labels)
     with pytest.raises(ValueError, match="40 images but 39 labels"):
         aux_gradient_split(model, images, labels[:39])
+
+
+@pytest.mark.parametrize("features, weight", [
+    (torch.zeros(2, 4, 3), torch.zeros(5, 4)),        # features without a batch or a spatial axis, K agreeing
+    (torch.zeros(2, 4, 3, 3), torch.zeros(5, 4, 1)),  # a weight that is not (classes, K), K agreeing
+])
+def test_class_activation_maps_refuses_each_wrong_shape_with_its_own_message(features, weight):
+    """Any one wrong shape is refused with the course's message, not einsum's."""
+    with pytest.raises(ValueError, match=r"needs features \(N, K, h, w\) and weights \(classes, K\) with the same K"):
+        class_activation_maps(features, weight)

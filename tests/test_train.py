@@ -723,3 +723,36 @@ def test_every_name_the_lessons_import_from_utils_train_is_still_there():
              "CheckpointMismatchError", "classification_loss", "make_optimizer", "make_schedule"]
     assert [name for name in names if not hasattr(train, name)] == []
     assert train.load_checkpoint.__module__ == "utils.checkpoint" and train.build_parser.__module__ == "utils.cli"
+
+
+def test_one_cycle_cycles_the_momentum_only_within_0_to_1():
+    """The range [momentum - 0.05, momentum + 0.05] must lie in [0, 1): 0.05 just fits (0 -> 0.1), 0.95 does not
+    (1.0 is no momentum SGD or AdamW can use), so 0.95 stays constant."""
+    low_edge = _momentum_per_step(train.make_optimizer(Bias(), momentum=0.05))
+    assert low_edge[0] == 0.1 and min(low_edge) == low_edge[2] == 0.0
+    assert set(_momentum_per_step(train.make_optimizer(Bias(), momentum=0.95))) == {0.95}
+
+
+def test_cosine_anneals_from_lr_to_zero_over_the_steps_and_leaves_the_momentum_alone():
+    """CosineAnnealingLR without restarts: lr_t = lr (1 + cos(pi t / T)) / 2, from lr at t = 0 to 0 at t = T."""
+    optimizer = train.make_optimizer(Bias(), lr=0.05)
+    schedule = train.make_schedule(optimizer, "cosine", 4)
+    seen = []
+    for _ in range(5):
+        seen.append((optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["momentum"]))
+        optimizer.step()
+        schedule.step()
+    by_hand = [0.05 * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(5)]  # 0.05, 0.0427, 0.025, 0.0073, 0
+    assert [lr for lr, _ in seen] == pytest.approx(by_hand, abs=1e-12)
+    assert {momentum for _, momentum in seen} == {0.9}
+    with pytest.raises(ValueError, match=r"^schedule must be 'onecycle', 'cosine' or 'constant', got 'linear'\.$"):
+        train.make_schedule(optimizer, "linear", 4)
+
+
+@pytest.mark.parametrize("steps", [1, 7])
+def test_a_schedule_spans_exactly_the_steps_of_the_run(steps):
+    """Its peak (one-cycle) and its end (both) sit where the run's steps put them; no steps still build one."""
+    assert train.make_schedule(train.make_optimizer(Bias()), "onecycle", steps).total_steps == steps
+    assert train.make_schedule(train.make_optimizer(Bias()), "cosine", steps).T_max == steps
+    assert train.make_schedule(train.make_optimizer(Bias()), "onecycle", 0).total_steps == 1
+    assert train.make_schedule(train.make_optimizer(Bias()), "cosine", 0).T_max == 1
