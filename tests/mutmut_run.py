@@ -1,6 +1,6 @@
 """Mutation testing of utils' pure logic with mutmut, scored against the survivors justified in writing.
 
-    pip install "mutmut>=3.8.1"                #  once; not in requirements.txt (Linux or macOS: mutmut forks)
+    pip install "mutmut>=3.8.1"                # once; not in requirements.txt (Linux or macOS: mutmut forks)
     python tests/mutmut_run.py                 # every mutant in scope, then the score (hours on 2 cores)
     python tests/mutmut_run.py train explain   # only these parts of the scope (SCOPE's keys below)
     python tests/mutmut_run.py --quick         # QUICK below: about 120 mutants whose tests are fast
