@@ -7,6 +7,7 @@ from collections import OrderedDict
 import pytest
 import torch
 import torch.nn.functional as F
+from lesson_cells import printed, source
 from torch import nn
 
 from utils.config import REPO_ROOT, RunTimer
@@ -19,21 +20,6 @@ LESSON = REPO_ROOT / "notebooks" / "01_cnn_basics.ipynb"
 @pytest.fixture(scope="module")
 def cells():
     return json.loads(LESSON.read_text())["cells"]
-
-
-def source(cell):
-    return "".join(cell["source"])
-
-
-def printed(cell):
-    """What a code cell printed or displayed as text."""
-    parts = []
-    for output in cell.get("outputs", []):
-        if output["output_type"] == "stream":
-            parts.append("".join(output["text"]))
-        elif "text/plain" in output.get("data", {}):
-            parts.append("".join(output["data"]["text/plain"]))
-    return "".join(parts)
 
 
 def code_cells(cells):

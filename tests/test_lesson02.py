@@ -9,6 +9,7 @@ import re
 
 import pytest
 import torch
+from lesson_cells import printed, source
 from torch import nn
 
 from utils.config import REPO_ROOT, RunTimer
@@ -16,21 +17,6 @@ from utils.stats import MIN_SEEDS
 from utils.train import make_optimizer, make_schedule
 
 LESSON = REPO_ROOT / "notebooks" / "02_one_by_one_convolution.ipynb"
-
-
-def source(cell):
-    return "".join(cell["source"])
-
-
-def printed(cell):
-    """The text a code cell printed (stdout and text/plain), as one string."""
-    parts = []
-    for output in cell.get("outputs", []):
-        if output["output_type"] == "stream":
-            parts.append("".join(output["text"]))
-        elif "text/plain" in output.get("data", {}):
-            parts.append("".join(output["data"]["text/plain"]))
-    return "".join(parts)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from unittest import mock
 
 import pytest
 import torch
+from lesson_cells import printed, source
 
 from utils.config import REPO_ROOT, RunTimer
 from utils.data import CIFAR10_MEAN, CIFAR10_STD
@@ -30,18 +31,6 @@ NOTEBOOK = REPO_ROOT / "notebooks" / "06_googlenet_training.ipynb"
 @pytest.fixture(scope="module")
 def cells():
     return json.loads(NOTEBOOK.read_text())["cells"]
-
-
-def source(cell):
-    return "".join(cell["source"])
-
-
-def text_of(cell):
-    parts = []
-    for output in cell.get("outputs", []):
-        text = output.get("text") or output.get("data", {}).get("text/plain", "")
-        parts.append("".join(text) if isinstance(text, list) else text)
-    return "".join(parts)
 
 
 def test_colab_is_asked_for_a_gpu():
@@ -232,13 +221,13 @@ def test_weight_averaging_averages_the_second_half_and_leaves_no_hook(cells):
 
 def test_cpu_outputs_are_labelled_as_a_preview(cells):
     """Where the saved outputs come from a CPU, every result carries the CPU-preview label and none a GPU's."""
-    setup = text_of(next(c for c in cells if c["cell_type"] == "code"))
-    outputs = "\n".join(text_of(c) for c in cells if c["cell_type"] == "code")
+    setup = printed(next(c for c in cells if c["cell_type"] == "code"))
+    outputs = "\n".join(printed(c) for c in cells if c["cell_type"] == "code")
     if "device: cpu" not in setup:
         pytest.skip("the saved outputs come from a GPU run")
     assert "FULL RUN" not in outputs
     for cell in cells:
-        text = text_of(cell)
+        text = printed(cell)
         if text.startswith("course checkpoint"):
             continue  # the course's own network (weights/), trained elsewhere: not this run's result
         if cell["cell_type"] == "code" and re.search(r"test accuracy|img/s|images per second|paired comparison", text):
@@ -246,19 +235,19 @@ def test_cpu_outputs_are_labelled_as_a_preview(cells):
 
 
 def preview_outputs(cells):
-    if "device: cpu" not in text_of(next(c for c in cells if c["cell_type"] == "code")):
+    if "device: cpu" not in printed(next(c for c in cells if c["cell_type"] == "code")):
         pytest.skip("the saved outputs come from a GPU run")
-    return {source(c): text_of(c) for c in cells if c["cell_type"] == "code"}
+    return {source(c): printed(c) for c in cells if c["cell_type"] == "code"}
 
 
 def test_the_cpu_preview_learns_visibly(cells):
     """Its learning rate follows the linear scaling rule; it ends clearly above chance, and no class takes more
     than a third of its predictions (the second edition's preview answered 'airplane' 158 times out of 300)."""
     preview_outputs(cells)
-    run = text_of(cell_with(cells, 'run["lr"] = 0.4'))
+    run = printed(cell_with(cells, 'run["lr"] = 0.4'))
     batch = int(re.search(r"batch_size\s+(\d+)", run)[1])
     assert float(re.search(r"\blr\s+([\d.]+)", run)[1]) == pytest.approx(0.4 * batch / 512)
-    evaluated = text_of(cell_with(cells, "largest share"))
+    evaluated = printed(cell_with(cells, "largest share"))
     accuracy = float(re.search(r"test accuracy ([\d.]+)% on", evaluated)[1])
     share = float(re.search(r"largest share: \w+, ([\d.]+)% of the predictions", evaluated)[1])
     assert accuracy >= 25.0, "clearly above the 10% of chance"
@@ -268,7 +257,7 @@ def test_the_cpu_preview_learns_visibly(cells):
 def test_the_ablation_names_a_winner_only_when_both_rounds_agree(cells):
     """At least 10 timed steps per row, two rounds; the largest step is named only if it is the same in both."""
     preview_outputs(cells)
-    table = text_of(cell_with(cells, "benchmark.ablation("))
+    table = printed(cell_with(cells, "benchmark.ablation("))
     steps = int(re.search(r"(\d+) timed steps per row and round", table)[1])
     assert steps >= 10
     rows = re.findall(r"^(\S.*?)\s{2,}([\d,.]+)\s+([\d,.]+)\s+[\d.]+x$", table, re.M)
@@ -278,7 +267,7 @@ def test_the_ablation_names_a_winner_only_when_both_rounds_agree(cells):
         speeds = [float(row[column].replace(",", "")) for row in rows]
         return max(range(1, len(rows)), key=lambda i: speeds[i] / speeds[i - 1])
 
-    verdict = text_of(cell_with(cells, "def largest_step("))
+    verdict = printed(cell_with(cells, "def largest_step("))
     if largest(1) == largest(2):
         assert f"largest single step, in both rounds: '{rows[largest(1)][0]}'" in verdict
     else:
@@ -288,7 +277,7 @@ def test_the_ablation_names_a_winner_only_when_both_rounds_agree(cells):
 def test_the_memory_table_shows_a_t4s_decision(cells):
     """On a CPU the memory cell shows what a T4 decides: 512 does not fit in 80% of 15 GB, 256 does."""
     preview_outputs(cells)
-    table = text_of(cell_with(cells, "def memory_table("))
+    table = printed(cell_with(cells, "def memory_table("))
     assert "in fp16, on a T4" in table and "fits in 80% (12.0 GB)?" in table
     assert re.search(r"^\s+512 .* no$", table, re.M) and re.search(r"^\s+256 .* yes$", table, re.M)
     assert "largest batch that fits: 256; its learning rate by the linear scaling rule: 0.4 x 256 / 512 = 0.2" in table
@@ -296,7 +285,7 @@ def test_the_memory_table_shows_a_t4s_decision(cells):
 
 def test_the_precision_table(cells):
     """What precision="auto" picks for a T4 (fp16 with a scaler), an A100 (bf16) and a CPU (fp32)."""
-    table = text_of(cell_with(cells, "get_device_capability"))
+    table = printed(cell_with(cells, "get_device_capability"))
     if not table:
         pytest.skip("not executed")
     assert re.search(r"T4 .*7\.5: fp16", table) and re.search(r"A100 .*8\.0: bf16", table)
@@ -307,13 +296,13 @@ def test_section_5_compares_with_enough_seeds_and_bounds_what_it_cannot_tell(cel
     """Weight averaging and ten views over six seeds, the ensemble over three disjoint pairs; each inconclusive
     verdict comes with what the runs rule out; every network is checked against chance first."""
     preview_outputs(cells)
-    averaging = text_of(cell_with(cells, 'names=("averaged weights", "last weights")'))
-    views = text_of(cell_with(cells, 'names=("10 views", "1 view")'))
-    ensemble = text_of(cell_with(cells, 'names=("ensemble of 2", "one network")'))
+    averaging = printed(cell_with(cells, 'names=("averaged weights", "last weights")'))
+    views = printed(cell_with(cells, 'names=("10 views", "1 view")'))
+    ensemble = printed(cell_with(cells, 'names=("ensemble of 2", "one network")'))
     assert "6 seeds per model" in averaging and "6 seeds per model" in views and "3 seeds per model" in ensemble
-    for printed in (averaging, views, ensemble):
-        assert ("inconclusive" in printed) == ("what these runs rule out" in printed)
-    chance = text_of(cell_with(cells, "binomtest("))
+    for text in (averaging, views, ensemble):
+        assert ("inconclusive" in text) == ("what these runs rule out" in text)
+    chance = printed(cell_with(cells, "binomtest("))
     assert re.search(r"above chance: 6 of 6 networks", chance)
 
 
@@ -341,7 +330,7 @@ def test_the_aux_share_prose_states_the_printed_shares(cells):
     """The gradient split is measured on a probe of at most 64 images, and the prose reads the shares it prints."""
     cell = cell_with(cells, "aux_gradient_split(")
     assert "max_images=64" in source(cell)
-    shares = re.search(r"aux heads' share of the summed norms: (.*)", text_of(cell))
+    shares = re.search(r"aux heads' share of the summed norms: (.*)", printed(cell))
     if shares is None:
         pytest.skip("not executed")
     index = cells.index(cell)
@@ -407,9 +396,9 @@ def test_the_run_time_is_printed_by_the_last_cell(cells):
     last = [c for c in cells if c["cell_type"] == "code" and source(c).strip()][-1]
     assert source(last).strip() == "timer.report()"
     assert "timer = utils.RunTimer()" in source(cell_with(cells, "from utils.cost import"))
-    if text_of(last):
-        wall, cpu = RunTimer.parse(text_of(last))
-        if "device: cpu" in text_of(next(c for c in cells if c["cell_type"] == "code")):
+    if printed(last):
+        wall, cpu = RunTimer.parse(printed(last))
+        if "device: cpu" in printed(next(c for c in cells if c["cell_type"] == "code")):
             assert cpu <= 5.0
 
 
