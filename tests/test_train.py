@@ -756,3 +756,60 @@ def test_a_schedule_spans_exactly_the_steps_of_the_run(steps):
     assert train.make_schedule(train.make_optimizer(Bias()), "cosine", steps).T_max == steps
     assert train.make_schedule(train.make_optimizer(Bias()), "onecycle", 0).total_steps == 1
     assert train.make_schedule(train.make_optimizer(Bias()), "cosine", 0).T_max == 1
+
+
+def test_make_optimizer_builds_sgd_or_adamw_with_the_given_settings_foreach_on_a_cpu():
+    """Only the trainable parameters are optimized; every setting reaches torch's optimizer, and on a CPU it is the
+    foreach implementation, never the fused one (kept for a GPU). AdamW gets the weight decay asked for, not its
+    own default 0.01, and its own betas (0.9, 0.999)."""
+    model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 2))
+    model[0].requires_grad_(False)
+    sgd = train.make_optimizer(model, lr=0.2, weight_decay=1e-3, momentum=0.8)
+    group = sgd.param_groups[0]
+    assert [id(p) for p in group["params"]] == [id(model[1].weight), id(model[1].bias)]
+    assert type(sgd) is torch.optim.SGD and len(sgd.param_groups) == 1
+    assert (group["lr"], group["weight_decay"], group["momentum"], group["nesterov"]) == (0.2, 1e-3, 0.8, True)
+    assert group["foreach"] is True and not group["fused"]
+    plain = train.make_optimizer(model, momentum=0.0).param_groups[0]
+    assert (plain["momentum"], plain["nesterov"]) == (0.0, False)
+    adamw = train.make_optimizer(model, "adamw", lr=0.3, weight_decay=2e-3)
+    group = adamw.param_groups[0]
+    assert type(adamw) is torch.optim.AdamW and [id(p) for p in group["params"]] == [id(model[1].weight),
+                                                                                     id(model[1].bias)]
+    assert (group["lr"], group["weight_decay"], group["betas"]) == (0.3, 2e-3, (0.9, 0.999))
+    assert group["foreach"] is True and not group["fused"]
+    assert train.make_optimizer(Bias(), "adamw").param_groups[0]["weight_decay"] == 5e-4
+    assert train.make_optimizer(Bias()).param_groups[0]["lr"] == 0.05  # the lessons' default learning rate
+    with pytest.raises(ValueError, match="empty parameter list"):  # torch's own refusal, whatever the device
+        train.make_optimizer(nn.Linear(2, 2).requires_grad_(False))
+    with pytest.raises(ValueError, match=r"^optimizer must be 'sgd' or 'adamw', got 'adam'\.$"):
+        train.make_optimizer(model, "adam")
+
+
+class _CudaLooking:
+    """A stand-in for a parameter on a GPU: make_optimizer reads only requires_grad and is_cuda."""
+    requires_grad, is_cuda = True, True
+
+
+@pytest.mark.parametrize("name, optimizer", [("sgd", "SGD"), ("adamw", "AdamW")])
+@pytest.mark.parametrize("refusal", [None, TypeError, RuntimeError, ValueError])
+def test_make_optimizer_asks_for_the_fused_version_on_a_gpu_and_falls_back_to_foreach(monkeypatch, name, optimizer,
+                                                                                     refusal):
+    """GPU-only branch, faked on a CPU: parameters that say they are on CUDA, and torch's optimizer replaced by
+    a recorder. make_optimizer asks for fused=True first; a torch that refuses it (TypeError for an unknown
+    argument, RuntimeError or ValueError for an unsupported device or dtype) gets foreach=True instead."""
+    calls = []
+
+    def recorder(params, **settings):
+        calls.append(settings)
+        if refusal is not None and settings.get("fused"):
+            raise refusal("no fused version here")
+        return settings
+
+    monkeypatch.setattr(torch.optim, optimizer, recorder)
+    model = nn.Module()
+    model.parameters = lambda: iter([_CudaLooking()])
+    made = train.make_optimizer(model, name)
+    expected = [{"fused": True}] + ([] if refusal is None else [{"foreach": True}])
+    assert [{k: v for k, v in call.items() if k in ("fused", "foreach")} for call in calls] == expected
+    assert made is calls[-1]
