@@ -3,18 +3,10 @@ import json
 
 import pytest
 import torch
+from helpers import FakeClock
 
 import utils.train as train
 from utils import benchmark
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        self.now += 1.0
-        return self.now
 
 
 def test_train_throughput_is_images_over_the_timed_epochs_seconds(monkeypatch):

@@ -7,7 +7,7 @@ from collections import OrderedDict
 import pytest
 import torch
 import torch.nn.functional as F
-from lesson_cells import printed, source
+from helpers import printed, source
 from torch import nn
 
 from utils.config import REPO_ROOT, RunTimer

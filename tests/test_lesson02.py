@@ -9,7 +9,7 @@ import re
 
 import pytest
 import torch
-from lesson_cells import printed, source
+from helpers import printed, source
 from torch import nn
 
 from utils.config import REPO_ROOT, RunTimer

@@ -19,7 +19,7 @@ from unittest import mock
 
 import pytest
 import torch
-from lesson_cells import printed, source
+from helpers import printed, source
 
 from utils.config import REPO_ROOT, RunTimer
 from utils.data import CIFAR10_MEAN, CIFAR10_STD

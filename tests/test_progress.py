@@ -4,21 +4,11 @@ import re
 import time
 
 import nbformat
+from helpers import FakeClock
 from nbclient import NotebookClient
 
 from utils.config import REPO_ROOT
 from utils.progress import show_elapsed
-
-
-class FakeClock:
-    """A clock that advances one second each time it is read."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        self.now += 1.0
-        return self.now
 
 
 class Terminal(io.StringIO):

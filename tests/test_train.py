@@ -10,6 +10,7 @@ import threading
 
 import pytest
 import torch
+from helpers import FakeClock
 from torch import nn
 
 import utils.train as train
@@ -371,17 +372,6 @@ def test_evaluate_refuses_an_empty_loader_and_leaves_absent_classes_unknown():
     model.weight.data = torch.eye(3, 2)
     result = evaluate(model, [(torch.tensor([[1.0, 0], [0, 1]]), torch.tensor([0, 1]))])
     assert result["per_class_accuracy"][:2] == [1.0, 1.0] and math.isnan(result["per_class_accuracy"][2])
-
-
-class FakeClock:
-    """A clock that advances one second each time it is read."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        self.now += 1.0
-        return self.now
 
 
 def test_time_budget_stops_training(monkeypatch):

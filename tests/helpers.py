@@ -1,4 +1,4 @@
-"""A committed lesson's cells, read the way the lesson tests read them (cells as parsed from the .ipynb JSON)."""
+"""Small helpers shared by the tests: a committed lesson's cells (as parsed from the .ipynb JSON), a fake clock."""
 
 
 def source(cell):
@@ -15,3 +15,14 @@ def printed(cell):
         elif "text/plain" in output.get("data", {}):
             parts.append("".join(output["data"]["text/plain"]))
     return "".join(parts)
+
+
+class FakeClock:
+    """A clock that advances one second each time it is read."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 1.0
+        return self.now
