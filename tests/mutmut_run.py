@@ -14,8 +14,9 @@ that call that function, stopping at the first failure. A mutant no test fails "
 The scope is the course's pure logic: all of utils/stats.py, cost.py, data.py and explain.py, and in
 utils/train.py the loss, the learning-rate schedule and the optimizer (:data:`SCOPE`). Every survivor is either
 killed by a test (checked against an independent source: a hand computation, a paper, torch itself) or
-justified in tests/mutation_survivors.md: equivalent to the original, or a speed or memory choice that no
-caller can observe in a result (a chunk size, an integer width that never overflows). Each justification
+justified in tests/mutation_survivors.md: equivalent to the original, a speed or memory choice that no
+caller can observe in a result (a chunk size, an integer width that never overflows), or a change seen only
+on a CUDA GPU, which a named test fails where a GPU is (it skips on a CPU). Each justification
 names the mutant and a piece of the line it writes, and this script checks that the named mutant still writes
 it, so that a justification cannot drift onto another mutant when a function changes and mutmut renumbers
 its mutants.

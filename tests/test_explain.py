@@ -1,4 +1,7 @@
 """Class activation maps and gradient norms, checked against hand computations."""
+import copy
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -116,8 +119,6 @@ def test_aux_gradient_split_matches_autograd_by_hand(aux_net):
     layers = ["conv1", "inception3a", "inception4b", "inception4e"]
     split = aux_gradient_split(model, images, labels, layers=layers, label_smoothing=0.1, max_images=32, seed=5)
     # by hand: the same 32 images, the same dropout masks, one gradient per loss at each block's output
-    import copy
-
     twin = copy.deepcopy(model).train()
     kept = {}
     for name in layers:
@@ -162,6 +163,19 @@ def test_aux_gradient_split_leaves_the_model_as_it_was(aux_net):
     assert aux_gradient_split(model, images.repeat(2, 1, 1, 1), labels.repeat(2), layers=["conv1"]).n_images == 64
     doubled = aux_gradient_split(model, images, labels, aux_weight=0.6)  # the same masks: twice the aux rows
     assert doubled.table["aux1 x 0.6"]["conv1"] == pytest.approx(2 * first.table["aux1 x 0.3"]["conv1"], rel=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_aux_gradient_split_on_a_gpu_keeps_the_gpus_random_stream(aux_net):
+    """On a GPU, dropout draws from the GPU's generator: aux_gradient_split forks that one too, so the caller's
+    stream is as it was; it names the device, so torch never warns about forking every GPU."""
+    model, images, labels = aux_net
+    model = copy.deepcopy(model).cuda()
+    state = torch.cuda.get_rng_state(images.cuda().device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        aux_gradient_split(model, images.cuda(), labels.cuda())
+    assert torch.equal(torch.cuda.get_rng_state(images.cuda().device), state)
 
 
 def test_aux_gradient_split_refuses_what_it_cannot_measure(aux_net):
