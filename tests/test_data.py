@@ -549,3 +549,257 @@ def test_cifar10_loaders_puts_both_loaders_on_the_requested_device(fake_tensors,
     monkeypatch.setattr(data, "DeviceLoader", RecordingLoader)
     data.cifar10_loaders(per_class=1, test_per_class=1, device="cuda:1")
     assert asked == ["cuda:1", "cuda:1"]
+
+
+# --- channel_stats: values by hand, and what it refuses -----------------------------------------------------------
+
+
+def test_channel_stats_of_one_and_three_channel_images_by_hand():
+    """Grayscale (C = 1) and RGB (C = 3) images are accepted; the mean and std are over all images and pixels on the
+    0..1 scale (std with torch's default n - 1 divisor): pixels 0, 255, 255, 0 give mean 0.5 and std sqrt(1/3)."""
+    gray = torch.tensor([[[[0, 255]]], [[[255, 0]]]], dtype=torch.uint8)  # (2, 1, 1, 2)
+    mean, std = channel_stats(gray)
+    assert mean == pytest.approx([0.5]) and std == pytest.approx([(1 / 3) ** 0.5])
+    rgb = torch.cat([torch.full((2, 1, 1, 2), 51, dtype=torch.uint8), torch.full((2, 1, 1, 2), 255, dtype=torch.uint8),
+                     gray], dim=1)
+    mean, std = channel_stats(rgb)
+    assert mean == pytest.approx([0.2, 1.0, 0.5]) and std == pytest.approx([0.0, 0.0, (1 / 3) ** 0.5])
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_channel_stats_refuses_other_channel_counts_and_says_how_to_convert(channels):
+    """Only C = 1 or 3: the message gives the dtype and shape it got and the two usual conversions."""
+    images = torch.zeros(2, channels, 1, 2, dtype=torch.uint8)
+    expected = ("channel_stats expects uint8 images (N, C, H, W) with C = 1 or 3, got torch.uint8 "
+                f"(2, {channels}, 1, 2). Convert floats with (x * 255).round().to(torch.uint8), and NHWC arrays with "
+                ".permute(0, 3, 1, 2).")
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        channel_stats(images)
+
+
+# --- random_crop_flip against a hand-made padded image --------------------------------------------------------------
+
+
+def _numbered_images(n, c=3, size=32):
+    """n copies of one image whose pixels are numbered 1, 2, ... row by row (channel after channel): 0 is padding,
+    and any output pixel tells where it came from."""
+    return (torch.arange(c * size * size, dtype=torch.int32).view(1, c, size, size) + 1).expand(n, -1, -1, -1)
+
+
+def _hand_window(image, padding, dy, dx, flip):
+    """The window at rows dy.., columns dx.. of the image zero-padded by hand, mirrored left-right if flip."""
+    c, h, w = image.shape
+    padded = torch.zeros(c, h + 2 * padding, w + 2 * padding, dtype=image.dtype)
+    padded[:, padding:padding + h, padding:padding + w] = image
+    window = padded[:, dy:dy + h, dx:dx + w]
+    return window.flip(-1) if flip else window
+
+
+def _read_back_crops(images, out, padding):
+    """(dy, dx, flip) of every output, read from its centre pixel and the one to its right (both inside the image
+    for these sizes and paddings), after checking that the whole output is exactly that hand-made window."""
+    draws = []
+    h, w = images.shape[-2:]
+    for image, crop in zip(images, out):
+        centre, right = int(crop[0, h // 2, w // 2]) - 1, int(crop[0, h // 2, w // 2 + 1]) - 1
+        flip = right < centre
+        row, col = divmod(centre, w)
+        # unflipped, output (i, j) reads padded (i + dy, j + dx); flipped, padded (i + dy, w - 1 - j + dx)
+        dy = row + padding - h // 2
+        dx = col + padding - (w - 1 - w // 2 if flip else w // 2)
+        assert torch.equal(crop, _hand_window(image, padding, dy, dx, flip))
+        draws.append((dy, dx, flip))
+    return draws
+
+
+def test_random_crop_flip_by_default_crops_32x32_windows_of_the_image_padded_by_4():
+    """Every output is a 32 x 32 window of the image zero-padded by 4 (so offsets 0..8 both ways), mirrored or not:
+    over 2,000 draws all 81 offsets and both flips occur, each offset about 1/9 of the time, each flip about half."""
+    images = _numbered_images(2000)
+    out = random_crop_flip(images, generator=torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    draws = _read_back_crops(images, out, padding=4)
+    assert {(dy, dx) for dy, dx, _ in draws} == {(dy, dx) for dy in range(9) for dx in range(9)}
+    flips = [flip for _, _, flip in draws]
+    assert abs(sum(flips) / len(flips) - 0.5) < 0.05  # 0.5 +- 6 standard deviations of a fair coin over 2,000
+    for axis in (0, 1):
+        counts = torch.bincount(torch.tensor([draw[axis] for draw in draws]), minlength=9)
+        assert (abs(counts / len(draws) - 1 / 9) < 0.03).all()  # 1/9 +- 4 standard deviations
+
+
+def test_random_crop_flip_draws_offsets_then_flips_from_the_generator():
+    """Reproducible augmentation (a checkpoint saves the loader's generator; the committed lesson outputs depend on
+    it): with a generator, dy and dx are torch.randint(0, 2 * padding + 1, (2, n)) and the flips then
+    torch.randint(0, 2, (n,)), drawn from it in that order."""
+    images = _numbered_images(40, c=2, size=10)
+    draws = _read_back_crops(images, random_crop_flip(images, padding=3, generator=torch.Generator().manual_seed(7)), 3)
+    g = torch.Generator().manual_seed(7)
+    offsets, flips = torch.randint(0, 7, (2, 40), generator=g), torch.randint(0, 2, (40,), generator=g)
+    assert draws == [(int(dy), int(dx), bool(flip)) for dy, dx, flip in zip(offsets[0], offsets[1], flips)]
+
+
+def test_random_crop_flip_works_on_the_images_device_whatever_the_default_device():
+    """Inside `with torch.device(...)` (a notebook idiom) every index tensor is still made on the images' device:
+    'meta' stands in for another default device, so that this runs without a GPU."""
+    images = _numbered_images(50, size=8)
+    with torch.device("meta"):
+        out = random_crop_flip(images, padding=2, generator=torch.Generator().manual_seed(0))
+    assert out.device == images.device
+    assert len(_read_back_crops(images, out, padding=2)) == 50
+
+
+# --- DeviceLoader: defaults, batches, normalisation, errors, devices ---------------------------------------------
+
+
+def _loader_data(n, channels=3):
+    """n uint8 images of 2 x 2 pixels, image k filled with k % 256, and labels 0..n-1 (the image's index)."""
+    images = (torch.arange(n) % 256).to(torch.uint8).view(n, 1, 1, 1).expand(n, channels, 2, 2).contiguous()
+    return images, torch.arange(n)
+
+
+def test_loader_defaults():
+    """Defaults: batches of 128, in order, the ragged end kept, not augmented, normalised with CIFAR-10's mean and std
+    (x / 255 - mean) / std, contiguous NCHW; with shuffle=True the order is torch.randperm seeded with 0."""
+    images, labels = _loader_data(300)
+    batches = list(DeviceLoader(images, labels))
+    assert [len(y) for _, y in batches] == [128, 128, 44]
+    x, y = torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
+    assert y.tolist() == list(range(300))
+    k = (torch.arange(300) % 256).float().view(300, 1, 1, 1)
+    expected = (k / 255 - torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)) / torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
+    torch.testing.assert_close(x, expected.expand(300, 3, 2, 2))
+    assert all(batch.is_contiguous() for batch, _ in batches)
+    shuffled = torch.cat([y for _, y in DeviceLoader(images, labels, shuffle=True)])
+    assert torch.equal(shuffled, torch.randperm(300, generator=torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.parametrize("n, batch_size, drop_last, sizes", [
+    (10, 4, False, [4, 4, 2]),
+    (10, 4, True, [4, 4]),  # the ragged end dropped
+    (8, 4, True, [4, 4]),  # nothing ragged to drop
+    (10, 8, True, [8]),  # one full batch, the ragged 2 dropped
+    (5, 8, True, [5]),  # the only batch is never dropped
+    (5, 8, False, [5]),
+    (3, 1, False, [1, 1, 1]),  # batch_size 1 is allowed
+])
+def test_loader_batch_sizes(n, batch_size, drop_last, sizes):
+    """len() and the batches: full batches in order, then the ragged end unless drop_last (and it is not the only
+    batch)."""
+    images, labels = _loader_data(n)
+    loader = DeviceLoader(images, labels, batch_size=batch_size, drop_last=drop_last)
+    batches = list(loader)
+    assert len(loader) == len(sizes) and [len(y) for _, y in batches] == sizes
+    assert torch.cat([y for _, y in batches]).tolist() == list(range(sum(sizes)))
+    assert all(len(x) == len(y) for x, y in batches)
+
+
+def test_loader_normalises_with_the_given_mean_and_std():
+    """Pixel p of channel c becomes (p / 255 - mean[c]) / std[c]: 255, 0 and 51 with mean (0.5, 0.25, 0) and std
+    (0.5, 0.25, 1) give 1, -1 and 0.2."""
+    images = torch.tensor([255, 0, 51], dtype=torch.uint8).view(1, 3, 1, 1).expand(2, 3, 2, 2).contiguous()
+    (x, _), = DeviceLoader(images, torch.zeros(2, dtype=torch.int64), mean=(0.5, 0.25, 0), std=(0.5, 0.25, 1))
+    torch.testing.assert_close(x, torch.tensor([1.0, -1.0, 0.2]).view(1, 3, 1, 1).expand(2, 3, 2, 2))
+    (x, _), = DeviceLoader(images[:, :1], torch.zeros(2, dtype=torch.int64), mean=(0.2,), std=(0.4,))  # one channel
+    torch.testing.assert_close(x, torch.full((2, 1, 2, 2), 2.0))
+
+
+def test_loader_mean_and_std_normalise_uint8_pixels_like_the_loader():
+    """loader.mean and loader.std (the lessons use them on their own uint8 images) are mean * 255 and std * 255 per
+    channel, shaped (1, C, 1, 1): a batch (N, C, H, W) normalises like the loader's batches, and one (C, H, W) image
+    becomes a batch of one, (1, C, H, W), ready for a network."""
+    images = torch.tensor([255, 0, 51], dtype=torch.uint8).view(1, 3, 1, 1).expand(2, 3, 2, 2).contiguous()
+    loader = DeviceLoader(images, torch.zeros(2, dtype=torch.int64), mean=(0.5, 0.25, 0), std=(0.5, 0.25, 1))
+    assert loader.mean.shape == loader.std.shape == (1, 3, 1, 1)
+    assert loader.mean.flatten().tolist() == pytest.approx([127.5, 63.75, 0.0])
+    assert loader.std.flatten().tolist() == pytest.approx([127.5, 63.75, 255.0])
+    (x, _), = loader
+    torch.testing.assert_close((images.float() - loader.mean) / loader.std, x)
+    one = (images[0].float() - loader.mean) / loader.std
+    assert one.shape == (1, 3, 2, 2)
+    torch.testing.assert_close(one, torch.tensor([1.0, -1.0, 0.2]).view(1, 3, 1, 1).expand(1, 3, 2, 2))
+
+
+def test_loader_seed_fixes_the_shuffle_and_each_epoch_reshuffles():
+    """Two loaders with the same seed give the same epochs; epoch e is the e-th torch.randperm of that seed."""
+    images, labels = _loader_data(20)
+    g = torch.Generator().manual_seed(3)
+    expected = [torch.randperm(20, generator=g).tolist() for _ in range(2)]
+    for _ in range(2):
+        loader = DeviceLoader(images, labels, batch_size=20, shuffle=True, seed=3)
+        assert [next(iter(loader))[1].tolist() for _ in range(2)] == expected
+
+
+def test_loader_refuses_mismatched_inputs_and_says_what_is_wrong():
+    """Each message names the problem (and, for mean/std, the fix)."""
+    images, labels = _loader_data(3)
+    with pytest.raises(ValueError, match=re.escape("3 images but 2 labels.")):
+        DeviceLoader(images, labels[:2])
+    for mean, std in (((0.5, 0.5, 0.5), (0.2,)), ((0.5,), (0.2, 0.2, 0.2)), ((0.5, 0.5), (0.2, 0.2))):
+        expected = (f"images have 3 channels but mean/std have {len(mean)}/{len(std)} values: pass one mean and one "
+                    "std per channel (utils.data.channel_stats computes them).")
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            DeviceLoader(images, labels, mean=mean, std=std)
+    for bad in (0, -1, 2.5, "4"):
+        with pytest.raises(ValueError, match=re.escape(f"batch_size must be a positive whole number, got {bad!r}.")):
+            DeviceLoader(images, labels, batch_size=bad)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_loader_works_on_its_device_whatever_the_default_device(shuffle):
+    """Inside `with torch.device(...)` the loader still makes its order, mean, std and crops on its own device
+    ('meta' stands in for another default device, so that this runs without a GPU): the batches are the same."""
+    images, labels = _loader_data(12)
+    options = dict(batch_size=5, shuffle=shuffle, augment=True, mean=(0, 0, 0), std=(1, 1, 1), seed=4)
+    expected = list(DeviceLoader(images, labels, **options))
+    with torch.device("meta"):
+        loader = DeviceLoader(images, labels, **options)
+        batches = list(loader)
+    assert loader.device == torch.device("cpu") and len(batches) == len(expected) == 3
+    for (x, y), (x0, y0) in zip(batches, expected):
+        assert x.device == y.device == torch.device("cpu")
+        assert torch.equal(x, x0) and torch.equal(y, y0)
+
+
+class _OnAnotherDevice(torch.Tensor):
+    """Stands in for a tensor on another device (no GPU needed): .to(device) gives a plain tensor, the moved copy;
+    .to(None) leaves it where it is, as torch does."""
+
+    def to(self, *args, **kwargs):
+        return self if args[:1] == (None,) else self.as_subclass(torch.Tensor).clone()
+
+
+def test_loader_moves_images_labels_and_generator_to_its_device(monkeypatch):
+    """Images and labels given on another device are moved to the loader's device, and the loader's generator (saved
+    with checkpoints) is made for that device too."""
+    images, labels = _loader_data(6)
+    made_for = []
+    real_generator = torch.Generator
+
+    def recording_generator(device="cpu"):
+        made_for.append(device)
+        return real_generator(device=device if device is not None else "cpu")
+
+    monkeypatch.setattr(torch, "Generator", recording_generator)
+    loader = DeviceLoader(images.as_subclass(_OnAnotherDevice), labels.as_subclass(_OnAnotherDevice), batch_size=6)
+    monkeypatch.undo()
+    assert type(loader.images) is torch.Tensor and type(loader.labels) is torch.Tensor
+    assert made_for == [torch.device("cpu")]
+    (x, y), = loader
+    assert type(x) is torch.Tensor and type(y) is torch.Tensor and y.tolist() == list(range(6))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_loader_on_a_gpu_from_cpu_tensors():
+    """The real thing: CPU tensors in, every batch, the generator and the normalisation on the GPU, same values."""
+    images, labels = _loader_data(12)
+    options = dict(batch_size=5, shuffle=True, augment=True, mean=(0, 0, 0), std=(1, 1, 1))
+    loader = DeviceLoader(images, labels, device="cuda", **options)
+    assert loader.images.is_cuda and loader.labels.is_cuda and loader.generator.device.type == "cuda"
+    seen = []
+    for x, y in loader:
+        assert x.is_cuda and y.is_cuda
+        pixels = (x * 255).round().to(torch.uint8).cpu()
+        for image, label in zip(pixels, y.cpu()):
+            assert any(torch.equal(image, cand) for cand in _candidates(images[label], 4))
+        seen += y.tolist()
+    assert sorted(seen) == list(range(12))
