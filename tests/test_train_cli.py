@@ -59,6 +59,13 @@ def test_two_processes_on_gloo_hold_identical_parameters(tiny_cifar, tmp_path):
     assert "x 2 process(es)" in run.stdout and 0 <= summary["final_test_accuracy"] <= 1
 
 
+def _ctrl_c_as_in_a_terminal():
+    """In the child, before it starts Python: SIGINT at its default, as in a terminal. A command started in the
+    background by a shell script (`.ci/run &`) ignores SIGINT, every process under it inherits that, and Python
+    then never raises KeyboardInterrupt: the run would finish as if Ctrl-C had not been pressed."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
 def test_a_killed_or_interrupted_run_resumes_exactly(tiny_cifar, tmp_path, how):
     """SIGKILL: no chance to clean up, as when Colab drops a runtime; the last epoch's checkpoint resumes.
@@ -73,7 +80,7 @@ def test_a_killed_or_interrupted_run_resumes_exactly(tiny_cifar, tmp_path, how):
         checkpoint.unlink(missing_ok=True)
         process = subprocess.Popen([sys.executable, "-m", "utils.train", *args, "--checkpoint", str(checkpoint)],
                                    cwd=REPO_ROOT, env=_environment(tiny_cifar), stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+                                   stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
         deadline = time.time() + 240
         while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
             time.sleep(0.02)
@@ -81,7 +88,7 @@ def test_a_killed_or_interrupted_run_resumes_exactly(tiny_cifar, tmp_path, how):
             process.send_signal(getattr(signal, how))
             out, err = process.communicate()
             break
-        process.communicate()  # it finished first: this test was kept off the CPU for seconds; try again
+        process.communicate()  # it finished first (this test was kept off the CPU for seconds): try again
     else:
         pytest.fail("three runs of 3 epochs each finished before this test could signal them: a machine this busy "
                     "cannot run this test")
