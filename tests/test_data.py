@@ -662,14 +662,13 @@ def test_loader_defaults():
     (x / 255 - mean) / std, contiguous NCHW; with shuffle=True the order is torch.randperm seeded with 0."""
     images, labels = _loader_data(300)
     batches = list(DeviceLoader(images, labels))
-    assert [len(y) for _, y in batches] == [128, 128, 44]
-    x, y = torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
-    assert y.tolist() == list(range(300))
+    sizes, x, y = _epoch(batches)
+    assert sizes == [128, 128, 44] and y.tolist() == list(range(300))
     k = (torch.arange(300) % 256).float().view(300, 1, 1, 1)
     expected = (k / 255 - torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)) / torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
     torch.testing.assert_close(x, expected.expand(300, 3, 2, 2))
     assert all(batch.is_contiguous() for batch, _ in batches)
-    shuffled = torch.cat([y for _, y in DeviceLoader(images, labels, shuffle=True)])
+    _, _, shuffled = _epoch(DeviceLoader(images, labels, shuffle=True))
     assert torch.equal(shuffled, torch.randperm(300, generator=torch.Generator().manual_seed(0)))
 
 
@@ -688,8 +687,8 @@ def test_loader_batch_sizes(n, batch_size, drop_last, sizes):
     images, labels = _loader_data(n)
     loader = DeviceLoader(images, labels, batch_size=batch_size, drop_last=drop_last)
     batches = list(loader)
-    assert len(loader) == len(sizes) and [len(y) for _, y in batches] == sizes
-    assert torch.cat([y for _, y in batches]).tolist() == list(range(sum(sizes)))
+    seen, _, y = _epoch(batches)
+    assert len(loader) == len(sizes) and seen == sizes and y.tolist() == list(range(sum(sizes)))
     assert all(len(x) == len(y) for x, y in batches)
 
 
